@@ -1,0 +1,1 @@
+"""`raycesctl`: a thin command-line shell over the migrations and domain layers."""

@@ -1,0 +1,1 @@
+"""kopf handlers, custom-resource spec parsing, Job manifests and status conditions."""

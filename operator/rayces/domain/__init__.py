@@ -1,0 +1,1 @@
+"""Booking rules: state machines, the credit ledger, availability and tenant seeds."""

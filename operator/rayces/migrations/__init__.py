@@ -1,0 +1,1 @@
+"""Programmatic Alembic: upgrade, downgrade, status, offline plans, locking and results."""

@@ -1,0 +1,1 @@
+"""Typed SQLAlchemy models for every table of the booking schema, and the state vocabularies."""

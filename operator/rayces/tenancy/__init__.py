@@ -1,0 +1,1 @@
+"""The current-tenant context and tenant-scoped sessions."""
