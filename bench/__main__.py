@@ -1,0 +1,43 @@
+"""Migration benchmarks: `python -m bench` (or `make bench`).
+
+Prints, in one run on one embedded PostgreSQL server:
+
+1. base → head and head → base on an empty database, three ways side by side:
+   `raycesctl` (what every operator Job pays, start-up included), the plain `alembic` command on
+   the same scripts, and `psql` applying the SQL that `raycesctl plan` prints (the floor).
+2. The populated-baseline upgrade (100,000 users, 100,000 posts, 200,000 likes by default) with
+   the longest time any statement held a lock on those tables that blocks reads or writes, and
+   the slowest read and write a concurrent client saw meanwhile.
+
+Figures are wall-clock seconds on this machine; the ratios to the psql floor are the point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench.migration_timings import run_all
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per empty-database figure")
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--posts", type=int, default=100_000)
+    parser.add_argument("--likes", type=int, default=200_000)
+    parser.add_argument(
+        "--skip-populated", action="store_true", help="only the empty-database comparison"
+    )
+    args = parser.parse_args(argv)
+    return run_all(
+        repeat=args.repeat,
+        users=args.users,
+        posts=args.posts,
+        likes=args.likes,
+        populated=not args.skip_populated,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

