@@ -1,0 +1,44 @@
+"""users.jti: the JWT id (devise-jwt's JTIMatcher); changing it revokes a user's tokens.
+
+The column is added without a default (a volatile default in ADD COLUMN would rewrite the
+table), then given `DEFAULT gen_random_uuid()::text` for rows inserted from then on. Existing
+rows are backfilled in committed batches, the column is made NOT NULL through a validated CHECK
+and its unique index is built concurrently.
+
+Revision ID: 20250713000006
+Revises: 20250713000005
+Create Date: 2025-07-13 00:00:06
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from rayces.migrations.online_operations import (
+    backfill_in_batches,
+    create_index_concurrently,
+    drop_index_concurrently,
+    set_not_null_without_long_lock,
+)
+
+revision: str = "20250713000006"
+down_revision: str | None = "20250713000005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE users ADD COLUMN IF NOT EXISTS jti varchar")
+    op.execute("ALTER TABLE users ALTER COLUMN jti SET DEFAULT (gen_random_uuid())::text")
+    with op.get_context().autocommit_block():
+        backfill_in_batches("users", "jti = (gen_random_uuid())::text", where="users.jti IS NULL")
+        set_not_null_without_long_lock("users", "jti")
+        create_index_concurrently("index_users_on_jti", "users", ["jti"], unique=True)
+
+
+def downgrade() -> None:
+    with op.get_context().autocommit_block():
+        drop_index_concurrently("index_users_on_jti")
+    op.drop_column("users", "jti")

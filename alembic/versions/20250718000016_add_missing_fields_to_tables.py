@@ -1,0 +1,128 @@
+"""Add the plan's missing fields to users, appointments and professionals, and users.role.
+
+The plan indexes `users (organization_id, role)` without creating `role`: it is created here,
+`NOT NULL DEFAULT 'client'` (a constant default: no rewrite) with a CHECK of the allowed roles.
+New columns are nullable with the plan's defaults; the CHECKs guarding them are added
+`NOT VALID` and validated outside the transaction, and the indexes are built concurrently, so
+no table is locked for a scan.
+
+Revision ID: 20250718000016
+Revises: 20250718000015
+Create Date: 2025-07-18 00:00:16
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from rayces.migrations.online_operations import (
+    add_check_not_valid,
+    create_index_concurrently,
+    drop_index_concurrently,
+    validate_constraint,
+)
+
+revision: str = "20250718000016"
+down_revision: str | None = "20250718000015"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# (constraint, table, condition)
+_CHECKS = (
+    ("chk_users_role", "users", "role IN ('admin', 'staff', 'professional', 'client')"),
+    ("chk_appointments_duration_positive", "appointments", "duration_minutes > 0"),
+    (
+        "chk_professionals_session_duration_positive",
+        "professionals",
+        "session_duration_minutes > 0",
+    ),
+    ("chk_professionals_buffer_non_negative", "professionals", "buffer_minutes >= 0"),
+    ("chk_professionals_price_non_negative", "professionals", "session_price_cents >= 0"),
+    ("chk_professionals_currency_format", "professionals", "currency ~ '^[A-Z]{3}$'"),
+)
+
+
+def upgrade() -> None:
+    op.execute(
+        "ALTER TABLE users "
+        "ADD COLUMN IF NOT EXISTS first_name varchar, "
+        "ADD COLUMN IF NOT EXISTS last_name varchar, "
+        "ADD COLUMN IF NOT EXISTS phone varchar, "
+        "ADD COLUMN IF NOT EXISTS role varchar DEFAULT 'client' NOT NULL"
+    )
+    op.execute(
+        "ALTER TABLE appointments "
+        "ADD COLUMN IF NOT EXISTS duration_minutes integer DEFAULT 60, "
+        "ADD COLUMN IF NOT EXISTS confirmed_at timestamp(6) with time zone, "
+        "ADD COLUMN IF NOT EXISTS executed_at timestamp(6) with time zone, "
+        "ADD COLUMN IF NOT EXISTS cancelled_at timestamp(6) with time zone, "
+        "ADD COLUMN IF NOT EXISTS cancellation_reason varchar, "
+        "ADD COLUMN IF NOT EXISTS uses_credit boolean DEFAULT false"
+    )
+    op.execute(
+        "ALTER TABLE professionals "
+        "ADD COLUMN IF NOT EXISTS title varchar, "
+        "ADD COLUMN IF NOT EXISTS specialization varchar, "
+        "ADD COLUMN IF NOT EXISTS bio text, "
+        "ADD COLUMN IF NOT EXISTS license_number varchar, "
+        "ADD COLUMN IF NOT EXISTS weekly_schedule jsonb DEFAULT '{}'::jsonb, "
+        "ADD COLUMN IF NOT EXISTS blocked_dates jsonb DEFAULT '[]'::jsonb, "
+        "ADD COLUMN IF NOT EXISTS session_duration_minutes integer DEFAULT 60, "
+        "ADD COLUMN IF NOT EXISTS buffer_minutes integer DEFAULT 15, "
+        "ADD COLUMN IF NOT EXISTS accepts_new_clients boolean DEFAULT true, "
+        "ADD COLUMN IF NOT EXISTS session_price_cents integer, "
+        "ADD COLUMN IF NOT EXISTS currency varchar DEFAULT 'ARS'"
+    )
+    for name, table, condition in _CHECKS:
+        add_check_not_valid(name, table, condition)
+    with op.get_context().autocommit_block():
+        for name, table, _ in _CHECKS:
+            validate_constraint(name, table)
+        create_index_concurrently(
+            "index_users_on_organization_id_and_role", "users", ["organization_id", "role"]
+        )
+        create_index_concurrently(
+            "index_professionals_on_organization_id_and_specialization",
+            "professionals",
+            ["organization_id", "specialization"],
+        )
+
+
+def downgrade() -> None:
+    with op.get_context().autocommit_block():
+        drop_index_concurrently("index_professionals_on_organization_id_and_specialization")
+        drop_index_concurrently("index_users_on_organization_id_and_role")
+    for name, table, _ in reversed(_CHECKS):
+        op.drop_constraint(name, table, type_="check")
+    op.execute(
+        "ALTER TABLE professionals "
+        "DROP COLUMN currency, "
+        "DROP COLUMN session_price_cents, "
+        "DROP COLUMN accepts_new_clients, "
+        "DROP COLUMN buffer_minutes, "
+        "DROP COLUMN session_duration_minutes, "
+        "DROP COLUMN blocked_dates, "
+        "DROP COLUMN weekly_schedule, "
+        "DROP COLUMN license_number, "
+        "DROP COLUMN bio, "
+        "DROP COLUMN specialization, "
+        "DROP COLUMN title"
+    )
+    op.execute(
+        "ALTER TABLE appointments "
+        "DROP COLUMN uses_credit, "
+        "DROP COLUMN cancellation_reason, "
+        "DROP COLUMN cancelled_at, "
+        "DROP COLUMN executed_at, "
+        "DROP COLUMN confirmed_at, "
+        "DROP COLUMN duration_minutes"
+    )
+    op.execute(
+        "ALTER TABLE users "
+        "DROP COLUMN role, "
+        "DROP COLUMN phone, "
+        "DROP COLUMN last_name, "
+        "DROP COLUMN first_name"
+    )

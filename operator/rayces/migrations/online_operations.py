@@ -1,0 +1,357 @@
+"""Schema changes that keep a large, busy table readable and writable while they run.
+
+The revisions in `alembic/versions/` call these functions instead of repeating the same
+lock-avoiding recipes in every file. Each function emits plain SQL through `alembic.op`, so the
+same statements run online and appear in offline output (`alembic upgrade --sql`,
+`raycesctl plan`), where psql can run them on its own.
+
+Most recipes only help outside a transaction block: an index built `CONCURRENTLY`, a batched
+backfill that commits between batches, a constraint validated in a transaction of its own. The
+functions that need this say so; call them inside
+`with op.get_context().autocommit_block():` (one block around several calls is enough; blocks
+cannot be nested).
+
+Every step can be run again after a failure part-way (a retried revision starts from the top):
+columns are added `IF NOT EXISTS`, `NOT VALID` constraints are dropped and re-added in one
+statement, and an index left INVALID by a failed concurrent build is dropped before the build.
+
+This module is append-only. Old revisions call these functions and must keep emitting the same
+SQL forever, so never change what an existing function does: add a new function (or a new
+keyword argument whose default keeps the old behaviour) instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from alembic import context, op
+
+IDENTIFIER_MAX_LENGTH = 63
+"""PostgreSQL truncates longer names silently (NAMEDATALEN - 1); we refuse them instead."""
+
+DEFAULT_BATCH_SIZE = 10_000
+"""Rows updated per committed batch: large enough to be quick, small enough to lock briefly."""
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def identifier(name: str) -> str:
+    """`name` unchanged if it is a plain lower-case SQL identifier of at most 63 characters.
+
+    Revisions pass table, column, index and constraint names as literals; checking them here
+    turns a typo or an over-long name into an error before any SQL runs, and makes quoting
+    unnecessary.
+    """
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
+    if len(name) > IDENTIFIER_MAX_LENGTH:
+        raise ValueError(
+            f"{name!r} is {len(name)} characters long; PostgreSQL keeps only "
+            f"{IDENTIFIER_MAX_LENGTH}, so give it a shorter explicit name"
+        )
+    return name
+
+
+def _column_list(columns: Sequence[str]) -> str:
+    if not columns:
+        raise ValueError("at least one column is needed")
+    return ", ".join(identifier(column) for column in columns)
+
+
+def _sql_string(value: str) -> str:
+    """A SQL string literal (standard_conforming_strings is on since PostgreSQL 9.1)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+# --- the default organization --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DefaultOrganization:
+    """The tenant that receives the rows that existed before the schema knew about tenants."""
+
+    name: str
+    subdomain: str
+
+
+DEFAULT_ORGANIZATION = DefaultOrganization(name="Default Organization", subdomain="default")
+
+
+def default_organization_settings() -> DefaultOrganization:
+    """Name and subdomain of the default organization, as configured for this run.
+
+    In order: the Alembic `-x default_organization_name=...` and
+    `-x default_organization_subdomain=...` arguments, then the environment variables
+    `RAYCES_DEFAULT_ORGANIZATION_NAME` and `RAYCES_DEFAULT_ORGANIZATION_SUBDOMAIN`, then
+    "Default Organization" and "default". Raises ValueError when the subdomain is not a DNS label
+    or the name is blank, before anything is written.
+    """
+    arguments = context.get_x_argument(as_dictionary=True)
+    name = (
+        arguments.get("default_organization_name")
+        or os.environ.get("RAYCES_DEFAULT_ORGANIZATION_NAME")
+        or DEFAULT_ORGANIZATION.name
+    )
+    subdomain = (
+        arguments.get("default_organization_subdomain")
+        or os.environ.get("RAYCES_DEFAULT_ORGANIZATION_SUBDOMAIN")
+        or DEFAULT_ORGANIZATION.subdomain
+    )
+    if not name.strip():
+        raise ValueError("the default organization's name must not be blank")
+    if not _SUBDOMAIN.match(subdomain):
+        raise ValueError(
+            f"default organization subdomain {subdomain!r} is not a DNS label: use 1 to 63 "
+            "lower-case letters, digits and hyphens, not starting or ending with a hyphen "
+            "(-x default_organization_subdomain=... or RAYCES_DEFAULT_ORGANIZATION_SUBDOMAIN)"
+        )
+    return DefaultOrganization(name=name, subdomain=subdomain)
+
+
+def default_organization_id_sql(organization: DefaultOrganization) -> str:
+    """A scalar subquery giving the default organization's id (NULL while it does not exist)."""
+    return f"(SELECT id FROM organizations WHERE subdomain = {_sql_string(organization.subdomain)})"
+
+
+def create_default_organization_if_needed(
+    organization: DefaultOrganization, *, for_table: str
+) -> None:
+    """Insert the default organization when `for_table` has rows without an organization.
+
+    Nothing is inserted into an empty database. An organization that already has the
+    subdomain (created by an earlier revision, or by hand) is reused as it is. Runs inside or
+    outside a transaction.
+    """
+    statement = sa.text(
+        "INSERT INTO organizations (name, subdomain) "
+        "SELECT :name, :subdomain "
+        f"WHERE EXISTS (SELECT 1 FROM {identifier(for_table)} WHERE organization_id IS NULL) "
+        "ON CONFLICT (subdomain) DO NOTHING"
+    ).bindparams(name=organization.name, subdomain=organization.subdomain)
+    op.execute(statement)
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def backfill_in_batches(
+    table: str,
+    assignments: str,
+    *,
+    where: str,
+    from_items: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> None:
+    """`UPDATE table SET assignments [FROM from_items] WHERE where`, committing every batch.
+
+    Batches are ranges of `table.id` walked through the primary key index, so each batch
+    locks at most `batch_size` rows for a moment and the table never sees one long
+    transaction. `where` must exclude rows already done (for example `... IS NULL`), which
+    makes the backfill safe to run again. Runs as one `DO` block whose loop commits after each
+    batch: call it inside an autocommit block (a `DO` block may only `COMMIT` when it is not
+    inside a transaction block).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    table = identifier(table)
+    from_clause = f" FROM {from_items}" if from_items else ""
+    op.execute(
+        sa.text(
+            f"""DO $backfill$
+DECLARE
+    batch_start bigint;
+BEGIN
+    SELECT min(id) INTO batch_start FROM {table};
+    WHILE batch_start IS NOT NULL LOOP
+        UPDATE {table} SET {assignments}{from_clause}
+        WHERE {table}.id >= batch_start AND {table}.id < batch_start + {batch_size}
+          AND ({where});
+        COMMIT;
+        SELECT min(id) INTO batch_start FROM {table} WHERE id >= batch_start + {batch_size};
+    END LOOP;
+END
+$backfill$"""
+        )
+    )
+
+
+# --- constraints ----------------------------------------------------------------------------
+
+
+def add_check_then_validate(name: str, table: str, condition: str) -> None:
+    """Add CHECK `condition` as `NOT VALID`, then validate it in a transaction of its own.
+
+    Adding takes a brief ACCESS EXCLUSIVE lock and checks nothing; validating scans the table
+    under SHARE UPDATE EXCLUSIVE, which lets reads and writes go on. Call it inside an
+    autocommit block, or the two steps share one transaction and the lock is held throughout.
+    """
+    name, table = identifier(name), identifier(table)
+    op.execute(
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}, "
+        f"ADD CONSTRAINT {name} CHECK ({condition}) NOT VALID"
+    )
+    op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
+
+
+def add_check_not_valid(name: str, table: str, condition: str) -> None:
+    """Add CHECK `condition` as `NOT VALID` (new rows are checked, old ones not yet).
+
+    Pair with `validate_constraint` in an autocommit block. Runs in a transaction, so it can
+    sit next to the `ADD COLUMN` it guards.
+    """
+    name, table = identifier(name), identifier(table)
+    op.execute(
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}, "
+        f"ADD CONSTRAINT {name} CHECK ({condition}) NOT VALID"
+    )
+
+
+def validate_constraint(name: str, table: str) -> None:
+    """`VALIDATE CONSTRAINT`: a scan under SHARE UPDATE EXCLUSIVE; a no-op when already valid."""
+    op.execute(f"ALTER TABLE {identifier(table)} VALIDATE CONSTRAINT {identifier(name)}")
+
+
+def set_not_null_without_long_lock(table: str, column: str) -> None:
+    """`SET NOT NULL` without scanning the table under an ACCESS EXCLUSIVE lock.
+
+    A validated `CHECK (column IS NOT NULL)` lets PostgreSQL (>= 12) skip the scan of
+    `SET NOT NULL`; the check is validated under SHARE UPDATE EXCLUSIVE first and dropped
+    afterwards. Call it inside an autocommit block.
+    """
+    table, column = identifier(table), identifier(column)
+    check = identifier(f"chk_{table}_{column}_not_null")
+    add_check_then_validate(check, table, f"{column} IS NOT NULL")
+    op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL")
+    op.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}")
+
+
+def add_foreign_key_then_validate(
+    name: str,
+    table: str,
+    columns: Sequence[str],
+    referred_table: str,
+    referred_columns: Sequence[str],
+    *,
+    ondelete: str | None = None,
+) -> None:
+    """Add a foreign key as `NOT VALID`, then validate it in a transaction of its own.
+
+    A constraint of the same name is dropped in the same statement, so this also replaces an
+    older key under the same name (the table is never without one) and can run again after a
+    failure. Call it inside an autocommit block.
+    """
+    name, table = identifier(name), identifier(table)
+    on_delete = ""
+    if ondelete is not None:
+        if ondelete.upper() not in {"CASCADE", "RESTRICT", "SET NULL", "SET DEFAULT"}:
+            raise ValueError(f"unknown ON DELETE action {ondelete!r}")
+        on_delete = f" ON DELETE {ondelete.upper()}"
+    op.execute(
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}, "
+        f"ADD CONSTRAINT {name} FOREIGN KEY ({_column_list(columns)}) "
+        f"REFERENCES {identifier(referred_table)} ({_column_list(referred_columns)})"
+        f"{on_delete} NOT VALID"
+    )
+    validate_constraint(name, table)
+
+
+# --- indexes --------------------------------------------------------------------------------
+
+
+def drop_index_if_invalid(name: str) -> None:
+    """Drop index `name` if a failed `CREATE INDEX CONCURRENTLY` left it INVALID.
+
+    An invalid index has no data to scan, so the (non-concurrent) drop is immediate; a valid
+    index is kept.
+    """
+    name = identifier(name)
+    op.execute(
+        f"""DO $drop_invalid$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_index
+               WHERE indexrelid = to_regclass({_sql_string(name)}) AND NOT indisvalid) THEN
+        DROP INDEX {name};
+    END IF;
+END
+$drop_invalid$"""
+    )
+
+
+def create_index_concurrently(
+    name: str,
+    table: str,
+    columns: Sequence[str],
+    *,
+    unique: bool = False,
+    where: str | None = None,
+) -> None:
+    """`CREATE [UNIQUE] INDEX CONCURRENTLY`: reads and writes go on while the index is built.
+
+    An INVALID index of the same name (left by an earlier failed build) is dropped first; a
+    valid one is kept (`IF NOT EXISTS`). Call it inside an autocommit block.
+    """
+    name, table = identifier(name), identifier(table)
+    drop_index_if_invalid(name)
+    predicate = f" WHERE {where}" if where else ""
+    op.execute(
+        f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY IF NOT EXISTS {name} "
+        f"ON {table} ({_column_list(columns)}){predicate}"
+    )
+
+
+def drop_index_concurrently(name: str) -> None:
+    """`DROP INDEX CONCURRENTLY IF EXISTS`. Call it inside an autocommit block."""
+    op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {identifier(name)}")
+
+
+def add_unique_constraint_using_index(name: str, table: str, columns: Sequence[str]) -> None:
+    """A UNIQUE constraint whose index is built concurrently, then attached to the constraint.
+
+    Attaching (`ADD CONSTRAINT ... UNIQUE USING INDEX`) needs only a brief lock. Index and
+    constraint share `name`. Call it inside an autocommit block.
+    """
+    name, table = identifier(name), identifier(table)
+    create_index_concurrently(name, table, columns, unique=True)
+    op.execute(
+        f"""DO $attach_unique$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                   WHERE conname = {_sql_string(name)}
+                     AND conrelid = {_sql_string(table)}::regclass) THEN
+        ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name};
+    END IF;
+END
+$attach_unique$"""
+    )
+
+
+# --- column types ---------------------------------------------------------------------------
+
+
+def timestamps_to_timestamptz(table: str, columns: Sequence[str]) -> None:
+    """Turn `timestamp` columns holding UTC wall-clock times into `timestamptz(6)`.
+
+    With the session time zone set to UTC the values are already right and PostgreSQL
+    (>= 12) changes only the catalog: no table rewrite, no index rebuild. The ACCESS EXCLUSIVE
+    lock is held for an instant. Runs inside a transaction (`SET LOCAL` ends with it).
+    """
+    _retype_timestamps(table, columns, "timestamp(6) with time zone")
+
+
+def timestamptz_to_timestamps(table: str, columns: Sequence[str]) -> None:
+    """The reverse of `timestamps_to_timestamptz`: UTC wall-clock `timestamp(6)`, no rewrite."""
+    _retype_timestamps(table, columns, "timestamp(6) without time zone")
+
+
+def _retype_timestamps(table: str, columns: Sequence[str], new_type: str) -> None:
+    table = identifier(table)
+    op.execute("SET LOCAL timezone = 'UTC'")
+    alterations = ", ".join(
+        f"ALTER COLUMN {identifier(column)} TYPE {new_type}" for column in columns
+    )
+    op.execute(f"ALTER TABLE {table} {alterations}")
