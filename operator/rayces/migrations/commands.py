@@ -429,7 +429,7 @@ def _apply(
             duration_seconds=now - last,
         )
         steps.append(applied)
-        log.info(
+        log.debug(
             "%s %s %s (%.3fs)", applied.direction, revision, applied.name, applied.duration_seconds
         )
         last = now

