@@ -170,11 +170,24 @@ def _shorten(text: str, max_bytes: int) -> str:
     return encoded[: max(max_bytes - 3, 0)].decode(errors="ignore") + "..."
 
 
+#: What an error's message and hint are cut to first, so that steps are not all lost to them.
+_ERROR_MESSAGE_BUDGET = 2048
+_ERROR_HINT_BUDGET = 512
+
+
+def _cut_error(document: dict[str, Any], key: str, budget: int) -> None:
+    error = document["error"]
+    value = str(error.get(key) or "")
+    if len(value.encode()) > budget:
+        document["error"] = {**error, key: _shorten(value, budget)}
+
+
 def termination_message(document: dict[str, Any], limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
     """Compact JSON of `document` that fits in `limit` bytes, keeping from/to/error intact.
 
-    What gives way, in order: the steps (the oldest go first; `steps_omitted` counts them), then
-    the error's hint, then the error's message (cut, ending in "...").
+    What gives way, in order: the error's message and hint beyond 2048 and 512 bytes, then the
+    oldest steps (`steps_omitted` counts them), then the rest of the hint and of the message
+    (a cut text ends in "...").
 
     :param document: a result's `to_dict()`.
     :param limit: the byte budget; Kubernetes' is 4096.
@@ -182,6 +195,9 @@ def termination_message(document: dict[str, Any], limit: int = TERMINATION_MESSA
     document = dict(document)
     if _size(document) <= limit:
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(document.get("error"), dict):
+        _cut_error(document, "message", _ERROR_MESSAGE_BUDGET)
+        _cut_error(document, "hint", _ERROR_HINT_BUDGET)
     steps = list(document.get("steps") or [])
     omitted = 0
     while steps and _size({**document, "steps": steps, "steps_omitted": omitted}) > limit:
@@ -190,17 +206,17 @@ def termination_message(document: dict[str, Any], limit: int = TERMINATION_MESSA
     if omitted:
         document["steps"] = steps
         document["steps_omitted"] = omitted
-    error = document.get("error")
-    if isinstance(error, dict) and _size(document) > limit:
-        error = dict(error)
-        document["error"] = error
-        for key in ("hint", "message"):
-            # JSON escaping makes a value longer than its text: shorten until it fits.
-            while _size(document) > limit and error.get(key):
-                value = str(error[key])
-                overflow = _size(document) - limit
-                budget = len(value.encode()) - overflow - 3
-                error[key] = _shorten(value, budget) if budget > 0 else ""
+    for key in ("hint", "message"):
+        # JSON escaping makes a value longer than its text: shorten until it fits.
+        while isinstance(document.get("error"), dict) and _size(document) > limit:
+            value = str(document["error"].get(key) or "")
+            if not value:
+                break
+            budget = len(value.encode()) - (_size(document) - limit) - 3
+            if budget > 0:
+                _cut_error(document, key, budget)
+            else:
+                document["error"] = {**document["error"], key: ""}
     text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     if len(text.encode()) > limit:
         # Only an absurd command or revision id gets here: keep the outcome readable at least.

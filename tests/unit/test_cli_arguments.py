@@ -1,0 +1,137 @@
+"""`raycesctl`'s command line: what parses, and the one-line errors for what does not."""
+
+from __future__ import annotations
+
+import pytest
+
+from rayces.cli.main import EXIT_OK, EXIT_USAGE, build_parser, main
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        pytest.param(["migrate"], {"to": "head", "lock_wait_timeout": 60.0}, id="migrate-default"),
+        pytest.param(["migrate", "--to", "20250713000001"], {"to": "20250713000001"}, id="to"),
+        pytest.param(["rollback"], {"steps": None, "to": None}, id="rollback-default"),
+        pytest.param(["rollback", "--steps", "3"], {"steps": 3}, id="rollback-steps"),
+        pytest.param(["rollback", "--to", "base"], {"to": "base"}, id="rollback-to-base"),
+        pytest.param(
+            ["migrate", "--lock-timeout", "5s", "--statement-timeout", "10min"],
+            {"lock_timeout": "5s", "statement_timeout": "10min"},
+            id="timeouts",
+        ),
+        pytest.param(["migrate", "--lock-timeout", "500"], {"lock_timeout": "500"}, id="bare-ms"),
+        pytest.param(
+            ["migrate", "--lock-wait-timeout", "1.5"], {"lock_wait_timeout": 1.5}, id="wait"
+        ),
+        pytest.param(
+            ["migrate", "--default-organization-subdomain", "acme", "-x", "k=v=w"],
+            {"default_organization_subdomain": "acme", "x_arguments": [("k", "v=w")]},
+            id="revision-values",
+        ),
+        pytest.param(["migrate", "-o", "json"], {"output": "json"}, id="json"),
+        pytest.param(
+            ["plan", "--to", "head", "--from", "base"], {"from_revision": "base"}, id="plan"
+        ),
+        pytest.param(
+            ["schema", "dump", "--output-file", "x.sql"], {"output_file": "x.sql"}, id="dump"
+        ),
+        pytest.param(["embedded", "stop"], {"embedded_command": "stop"}, id="embedded-stop"),
+    ],
+)
+def test_parses(argv: list[str], expected: dict[str, object]) -> None:
+    args = build_parser().parse_args(argv)
+    for key, value in expected.items():
+        assert getattr(args, key) == value
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param([], "the following arguments are required: COMMAND", id="no-command"),
+        pytest.param(["migrate", "--bogus"], "unrecognized arguments: --bogus", id="unknown"),
+        pytest.param(["rollback", "--steps", "0"], "0 is not 1 or more", id="steps-zero"),
+        pytest.param(["rollback", "--steps", "-2"], "-2 is not 1 or more", id="steps-negative"),
+        pytest.param(["rollback", "--steps", "two"], "'two' is not a whole number", id="steps-nan"),
+        pytest.param(
+            ["rollback", "--steps", "1", "--to", "base"], "not allowed with", id="steps-and-to"
+        ),
+        pytest.param(["migrate", "--lock-timeout", "5 parsecs"], "invalid duration", id="unit"),
+        pytest.param(["migrate", "--statement-timeout=-1s"], "invalid duration", id="negative"),
+        pytest.param(["migrate", "--lock-wait-timeout", "-1"], "is not 0 or more", id="wait"),
+        pytest.param(["migrate", "-x", "novalue"], "is not KEY=VALUE", id="x-argument"),
+        pytest.param(["plan"], "required: --to", id="plan-needs-to"),
+        pytest.param(["migrate", "-o", "yaml"], "invalid choice: 'yaml'", id="output-format"),
+    ],
+)
+def test_usage_errors_are_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_USAGE
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("raycesctl: error: ")
+    assert message in lines[0]
+    assert "hint: see `raycesctl" in lines[0]
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["--help"], id="main"),
+        pytest.param(["migrate", "--help"], id="migrate"),
+        pytest.param(["rollback", "--help"], id="rollback"),
+        pytest.param(["status", "--help"], id="status"),
+        pytest.param(["plan", "--help"], id="plan"),
+        pytest.param(["schema", "dump", "--help"], id="schema-dump"),
+        pytest.param(["embedded", "start", "--help"], id="embedded"),
+    ],
+)
+def test_help_is_complete(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("usage: raycesctl")
+    # argparse prints an option's help next to it; none may be missing
+    assert "==SUPPRESS==" not in out
+    if argv[0] != "embedded":
+        assert "exit codes:" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from rayces import __version__
+
+    assert main(["--version"]) == EXIT_OK
+    assert capsys.readouterr().out.strip() == f"raycesctl {__version__}"
+
+
+def test_every_option_has_help() -> None:
+    import argparse
+
+    def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+        found = [parser]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    found.extend(parsers(sub))
+        return found
+
+    for parser in parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            assert action.help, f"{parser.prog} {action.option_strings} has no help"
+
+
+def test_help_imports_neither_sqlalchemy_nor_alembic() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from rayces.cli.main import main; main(['--help']); "
+        "heavy = [m for m in ('sqlalchemy', 'alembic', 'psycopg') if m in sys.modules]; "
+        "sys.stderr.write(repr(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip() == "[]"
