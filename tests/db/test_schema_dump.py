@@ -1,0 +1,62 @@
+"""The committed docs/structure.sql is what the revisions produce.
+
+Every schema change therefore shows up in a review as a diff of that file; a revision changed
+without regenerating it fails here.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pytest
+
+from rayces.cli.main import EXIT_OK, main
+
+STRUCTURE_SQL = Path(__file__).resolve().parents[2] / "docs" / "structure.sql"
+REGENERATE = (
+    "raycesctl migrate --database-url URL && "
+    "raycesctl schema dump --database-url URL --output-file docs/structure.sql "
+    "(URL: an empty database; omit --database-url to use the embedded one)"
+)
+
+
+def test_committed_dump_matches_the_migrations(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate", "--database-url", database_url, "--quiet"]) == EXIT_OK
+    fresh = tmp_path / "structure.sql"
+    code = main(
+        ["schema", "dump", "--database-url", database_url, "--output-file", str(fresh), "-q"]
+    )
+    assert code == EXIT_OK, capsys.readouterr().err
+    expected = STRUCTURE_SQL.read_text() if STRUCTURE_SQL.exists() else ""
+    actual = fresh.read_text()
+    if actual != expected:
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True),
+                actual.splitlines(keepends=True),
+                "docs/structure.sql (committed)",
+                "docs/structure.sql (from the migrations)",
+                n=2,
+            )
+        )
+        pytest.fail(
+            f"docs/structure.sql is not what the migrations produce; regenerate it with\n"
+            f"  {REGENERATE}\n\n{diff[:6000]}",
+            pytrace=False,
+        )
+
+
+def test_dump_is_stable(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--to", "20250713000004", "--database-url", database_url, "-q"]) == 0
+    capsys.readouterr()
+    dumps = []
+    for _ in range(2):
+        assert main(["schema", "dump", "--database-url", database_url, "-q"]) == EXIT_OK
+        dumps.append(capsys.readouterr().out)
+    assert dumps[0] == dumps[1]
+    assert "\\restrict" not in dumps[0]
+    assert "\nSET " not in dumps[0]
+    assert dumps[0].endswith("VALUES ('20250713000004');\n")
