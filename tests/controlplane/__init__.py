@@ -1,0 +1,11 @@
+"""A Kubernetes control plane for the test suite: real where it can be, emulated where it must.
+
+Real: etcd, kube-apiserver and kube-controller-manager, built from their upstream Go modules
+by `build.sh` (or taken from `KUBEBUILDER_ASSETS`) and started by `harness.py` with TLS, RBAC
+and service-account tokens, so schemas, status subresources, finalizers, conflicts, RBAC, the
+Job controller and the garbage collector behave as in a cluster.
+
+Emulated: the node. There is no kubelet or container runtime here; `node.py` registers a Node,
+binds Pods to it and runs each Pod's first container as a local process, reporting its exit
+code and termination message in the Pod status the way a kubelet would.
+"""
