@@ -174,6 +174,10 @@ class LockHold:
 class LockWatcher:
     """Samples pg_locks every few milliseconds and keeps the longest hold of each blocking mode.
 
+    Only table locks of `raycesctl` sessions are watched (the probe's own row locks are not what
+    is measured). The statement printed is the one running when the lock was first seen; a lock
+    taken by a revision is held until that revision's transaction commits.
+
     A lock counts from the first sample that shows it granted to the last one, plus one sampling
     period; the figure is therefore accurate to the sampling period printed with it.
     """
@@ -199,7 +203,8 @@ class LockWatcher:
             FROM pg_locks l
             JOIN pg_class c ON c.oid = l.relation
             LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relname = ANY(%s)
+            WHERE l.granted AND l.locktype = 'relation' AND c.relname = ANY(%s)
+              AND a.application_name LIKE 'raycesctl%%'
         """
         open_holds: dict[tuple[int, str, str], tuple[float, float, str]] = {}
         samples, started = 0, time.perf_counter()
@@ -349,7 +354,8 @@ def print_populated(result: PopulatedUpgrade) -> None:
             continue
         print(
             f"  longest lock blocking {label}: {hold.seconds * 1000:.1f} ms "
-            f"(± {period_ms:.1f} ms), {hold.mode} on {hold.table}: {hold.statement[:120]}"
+            f"(± {period_ms:.1f} ms), {hold.mode} on {hold.table}, first seen during: "
+            f"{hold.statement[:100]}"
         )
     print(
         f"  concurrent client: slowest read {result.probe.slowest_read * 1000:.1f} ms, "
