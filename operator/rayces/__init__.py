@@ -1,4 +1,4 @@
-"""Rayces tenant database operator: schema, migrations, tenant seeding and the Kubernetes controller.
+"""Rayces tenant database operator: schema, migrations, tenant seeds and the Kubernetes controller.
 
 The package is layered; see ARCHITECTURE.md. Importing it is cheap on purpose: every Job the
 operator runs starts a fresh interpreter, so heavy modules are imported where they are used.

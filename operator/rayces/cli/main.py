@@ -61,7 +61,8 @@ environment:
 
 MAIN_EPILOG = f"""\
 Without --database-url or DATABASE_URL, commands use an embedded PostgreSQL kept
-running in ${{XDG_DATA_HOME:-~/.local/share}}/rayces/embedded-postgres (or --data-dir);
+running in ${{XDG_DATA_HOME:-~/.local/share}}/rayces/embedded-postgres (as root:
+/var/lib/rayces/embedded-postgres; or --data-dir);
 `raycesctl embedded stop` stops it.
 
 examples:
@@ -141,7 +142,8 @@ def _database_options() -> _ArgumentParser:
         metavar="DIR",
         type=Path,
         help="data directory of the embedded PostgreSQL; default: $RAYCES_DATA_DIR, else "
-        "${XDG_DATA_HOME:-~/.local/share}/rayces/embedded-postgres",
+        "${XDG_DATA_HOME:-~/.local/share}/rayces/embedded-postgres "
+        "(as root: /var/lib/rayces/embedded-postgres)",
     )
     return parent
 

@@ -32,12 +32,22 @@ class EmbeddedServerState:
     url: str | None
 
 
+#: Data directory used when running as root without RAYCES_DATA_DIR/XDG_DATA_HOME. As root, the
+#: server runs as another user and every parent of its data directory is made traversable for
+#: it; a directory under /var/lib keeps that from widening the permissions of /root.
+ROOT_DEFAULT_DATA_DIR = Path("/var/lib/rayces/embedded-postgres")
+
+
 def default_data_dir() -> Path:
-    """`$RAYCES_DATA_DIR`, else `${XDG_DATA_HOME:-~/.local/share}/rayces/embedded-postgres`."""
+    """`$RAYCES_DATA_DIR`, else `${XDG_DATA_HOME:-~/.local/share}/rayces/embedded-postgres`
+    (as root without either: `/var/lib/rayces/embedded-postgres`)."""
     explicit = os.environ.get("RAYCES_DATA_DIR")
     if explicit:
         return Path(explicit).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    xdg_data_home = os.environ.get("XDG_DATA_HOME")
+    if not xdg_data_home and os.geteuid() == 0:
+        return ROOT_DEFAULT_DATA_DIR
+    base = xdg_data_home or str(Path.home() / ".local" / "share")
     return Path(base).expanduser() / "rayces" / "embedded-postgres"
 
 
