@@ -101,11 +101,16 @@ def check_in(column: str, values: type[enum.StrEnum] | tuple[str, ...]) -> str:
 def credit_amount_sign_check(
     type_column: str = "transaction_type", amount_column: str = "amount"
 ) -> str:
-    """SQL for a CHECK that each transaction's amount has its type's sign (`CREDIT_AMOUNT_SIGN`)."""
-    return " OR ".join(
-        f"({type_column} = '{transaction_type}' AND {amount_column} {comparison})"
+    """SQL for a CHECK that each transaction's amount has its type's sign (`CREDIT_AMOUNT_SIGN`).
+
+    A `CASE` without `ELSE`: an unknown type yields NULL, which a CHECK lets through, because
+    rejecting unknown types is the vocabulary CHECK's job (one constraint, one reason to fail).
+    """
+    branches = "".join(
+        f" WHEN '{transaction_type}' THEN {amount_column} {comparison}"
         for transaction_type, comparison in CREDIT_AMOUNT_SIGN.items()
     )
+    return f"CASE {type_column}{branches} END"
 
 
 VOCABULARIES: dict[tuple[str, str], type[enum.StrEnum]] = {
