@@ -15,6 +15,7 @@ import io
 import os
 import re
 import subprocess
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,17 +103,29 @@ def current_revision(connection: Connection) -> str | None:
     return revision
 
 
-def offline_sql(start: str | None, end: str, x_arguments: Mapping[str, str] | None = None) -> str:
-    """The SQL `alembic upgrade/downgrade --sql start:end` prints, without any database."""
+def offline_sql(
+    verb: str, start: str | None, end: str, x_arguments: Mapping[str, str] | None = None
+) -> str:
+    """The SQL `alembic upgrade|downgrade --sql [start:]end` prints, without any database."""
     buffer = io.StringIO()
     config = alembic_config(x_arguments=x_arguments, output_buffer=buffer)
-    target = f"{start}:{end}" if start else end
-    is_downgrade = start is not None and _position(start) > _position(end)
-    if is_downgrade:
-        command.downgrade(config, target, sql=True)
-    else:
-        command.upgrade(config, target, sql=True)
+    getattr(command, verb)(config, f"{start}:{end}" if start else end, sql=True)
     return buffer.getvalue()
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """A second new database on the test server (libpq URL), dropped afterwards."""
+    name = f"test_scratch_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(server_url)
+    info["dbname"] = name
+    try:
+        yield psycopg.conninfo.make_conninfo("", **info)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_psql(database_url: str, sql: str) -> subprocess.CompletedProcess[str]:
@@ -158,12 +171,6 @@ def revisions() -> list[Revision]:
             )
         )
     return chain
-
-
-def _position(revision: str) -> int:
-    if revision == "base":
-        return -1
-    return [entry.id for entry in revisions()].index(revision)
 
 
 _DESIGN_ROW = re.compile(r"^\| (\d{14}) \| (\w+) \| (.+?) \|$")
