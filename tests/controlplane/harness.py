@@ -32,6 +32,8 @@ from tests.controlplane.node import NodeEmulator
 from tests.controlplane.objects import as_model
 from tests.controlplane.processes import ManagedProcess, free_loopback_port, start_process
 
+CRDS_DIR = Path(__file__).resolve().parents[2] / "crds"
+"""The repository's CustomResourceDefinitions, installed in every test control plane."""
 STARTUP_TIMEOUT_SECONDS = 60.0
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -65,6 +67,9 @@ class ControlPlane:
     admin: UserCredentials
     start_seconds: float = 0.0
     node: NodeEmulator | None = None
+    controller_manager: ManagedProcess | None = None
+    processes: list[ManagedProcess] = field(default_factory=list)
+    """etcd, kube-apiserver and (when built) kube-controller-manager, in start order."""
     _authority: pki.IssuedCertificate | None = field(default=None, repr=False)
 
     @property
@@ -85,6 +90,11 @@ class ControlPlane:
     def api_client(self, credentials: UserCredentials | None = None) -> client.ApiClient:
         """A new ApiClient; close it (or use it as a context manager) when done."""
         return client.ApiClient(self.configuration(credentials))
+
+    def create_namespace(self, name: str) -> None:
+        """Create namespace `name`, ready for Pods (its default ServiceAccount exists)."""
+        with self.api_client() as api_client:
+            create_namespace(api_client, name, controller_manager=self.controller_manager)
 
     def user(self, name: str, groups: tuple[str, ...] = ()) -> UserCredentials:
         """Credentials for a user that has only what RBAC grants `name` and `groups`."""
@@ -176,10 +186,17 @@ def _write_secrets(workdir: Path) -> _Secrets:
     )
 
 
-def _wait_until(
-    what: str, ready: Callable[[], bool], process: ManagedProcess | None, timeout: float
+def wait_until(
+    what: str,
+    ready: Callable[[], bool],
+    *,
+    timeout: float = STARTUP_TIMEOUT_SECONDS,
+    process: ManagedProcess | None = None,
 ) -> None:
-    """Poll `ready` until it holds; fail early, with the log, if `process` dies."""
+    """Poll `ready` until it holds; fail early, with the log, if `process` dies.
+
+    API errors and connection errors count as "not yet", so `ready` may simply read.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and not process.running():
@@ -325,12 +342,7 @@ def install_crds(api_client: client.ApiClient, definitions: list[dict[str, Any]]
 
 def wait_for_crd(api: client.ApiextensionsV1Api, name: str) -> None:
     """Block until the apiserver serves the resources of CRD `name`."""
-    _wait_until(
-        f"CRD {name} to be established",
-        lambda: crd_established(api, name),
-        None,
-        STARTUP_TIMEOUT_SECONDS,
-    )
+    wait_until(f"CRD {name} to be established", lambda: crd_established(api, name))
 
 
 def service_account_exists(core: client.CoreV1Api, namespace: str, name: str) -> bool:
@@ -338,7 +350,9 @@ def service_account_exists(core: client.CoreV1Api, namespace: str, name: str) ->
     return True
 
 
-def create_namespace(api_client: client.ApiClient, name: str, *, wait_for_default_sa: bool) -> None:
+def create_namespace(
+    api_client: client.ApiClient, name: str, *, controller_manager: ManagedProcess | None
+) -> None:
     """Create namespace `name`; with a controller manager, wait for its default ServiceAccount.
 
     ServiceAccount admission refuses Pods until that account exists, so a Job created before
@@ -346,18 +360,17 @@ def create_namespace(api_client: client.ApiClient, name: str, *, wait_for_defaul
     """
     core = client.CoreV1Api(api_client)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    if wait_for_default_sa:
-        _wait_until(
+    if controller_manager is not None:
+        wait_until(
             f"ServiceAccount {name}/default",
             lambda: service_account_exists(core, name, "default"),
-            None,
-            STARTUP_TIMEOUT_SECONDS,
+            process=controller_manager,
         )
 
 
 @contextlib.contextmanager
 def running_control_plane(
-    crds_dir: Path,
+    crds_dir: Path = CRDS_DIR,
     namespace: str = "raycesv3",
     binaries: ControlPlaneBinaries | None = None,
 ) -> Iterator[ControlPlane]:
@@ -375,7 +388,7 @@ def running_control_plane(
 
         etcd, etcd_url = _start_etcd(binaries, workdir)
         cleanup.callback(etcd.stop)
-        _wait_until("etcd to be healthy", lambda: _http_ok(f"{etcd_url}/health"), etcd, 30)
+        wait_until("etcd /health", lambda: _http_ok(f"{etcd_url}/health"), process=etcd)
 
         port = free_loopback_port()
         server = f"https://127.0.0.1:{port}"
@@ -389,13 +402,13 @@ def running_control_plane(
         )
         cleanup.callback(apiserver.stop)
         context = _client_context(secrets, admin)
-        _wait_until(
+        wait_until(
             "kube-apiserver /readyz",
             lambda: _http_ok(f"{server}/readyz", context),
-            apiserver,
-            STARTUP_TIMEOUT_SECONDS,
+            process=apiserver,
         )
 
+        manager = None
         if binaries.kube_controller_manager is not None:
             manager = _start_controller_manager(
                 binaries.kube_controller_manager, workdir, secrets, server
@@ -409,6 +422,8 @@ def running_control_plane(
             namespace=namespace,
             binaries=binaries,
             admin=admin,
+            controller_manager=manager,
+            processes=[etcd, apiserver, *([manager] if manager else [])],
             _authority=secrets.authority,
         )
         api_client = cleanup.enter_context(plane.api_client())
@@ -417,8 +432,6 @@ def running_control_plane(
         node.start()
         cleanup.callback(node.stop)
         plane.node = node
-        create_namespace(
-            api_client, namespace, wait_for_default_sa=binaries.kube_controller_manager is not None
-        )
+        create_namespace(api_client, namespace, controller_manager=manager)
         plane.start_seconds = time.monotonic() - started
         yield plane

@@ -1,0 +1,79 @@
+"""Fixtures for tests that talk to Kubernetes: one real control plane for the whole session.
+
+`control_plane` starts etcd, kube-apiserver and kube-controller-manager (see
+tests/controlplane/) with the node emulator, the `raycesv3` namespace and every CRD in
+crds/, once per session. Any test that uses it is marked `control_plane`.
+
+Missing binaries are an error that says how to build them, never a silent skip: the
+control-plane tests are skipped only when asked with `--skip-control-plane` (or
+RAYCES_SKIP_CONTROL_PLANE=1), and CI (CI=true) refuses even that.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+from tests.controlplane.binaries import MissingBinariesError, locate_binaries
+from tests.controlplane.harness import CRDS_DIR, ControlPlane, running_control_plane
+
+SKIP_ENVIRONMENT_VARIABLE = "RAYCES_SKIP_CONTROL_PLANE"
+START_SECONDS = pytest.StashKey[float]()
+
+
+def skip_requested(config: pytest.Config) -> bool:
+    """Whether the user asked, explicitly, to skip the control-plane tests."""
+    option = bool(config.getoption("--skip-control-plane", default=False))
+    return option or os.environ.get(SKIP_ENVIRONMENT_VARIABLE, "") not in ("", "0")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the control plane, before `-m` selection reads marks."""
+    for item in items:
+        if "control_plane" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.control_plane)
+
+
+@pytest.fixture(scope="session")
+def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
+    """The session's running control plane (admin kubeconfig, client configuration, node)."""
+    if skip_requested(request.config):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI never skips the control-plane tests", pytrace=False)
+        pytest.skip("control-plane tests skipped on request (--skip-control-plane)")
+    try:
+        binaries = locate_binaries()
+    except MissingBinariesError as error:
+        pytest.fail(str(error), pytrace=False)
+    with running_control_plane(CRDS_DIR, binaries=binaries) as plane:
+        request.config.stash[START_SECONDS] = plane.start_seconds
+        yield plane
+
+
+@pytest.fixture
+def api_client(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    """An admin ApiClient for one test."""
+    with control_plane.api_client() as api:
+        yield api
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane, api_client: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace, ready for Pods, deleted (asynchronously) after the test."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    control_plane.create_namespace(name)
+    yield name
+    client.CoreV1Api(api_client).delete_namespace(name)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Report how long the control plane took to start, since no test asserts a duration."""
+    seconds = config.stash.get(START_SECONDS, None)
+    if seconds is not None:
+        terminalreporter.write_line(f"test control plane started in {seconds:.1f}s")
