@@ -53,28 +53,6 @@ def _database_url(server_url: str, database: str) -> str:
     return psycopg.conninfo.make_conninfo(**info)
 
 
-def to_sqlalchemy_url(libpq_url: str) -> str:
-    """A libpq connection string or URL as a SQLAlchemy URL using the psycopg 3 driver."""
-    from sqlalchemy.engine import URL
-
-    info = psycopg.conninfo.conninfo_to_dict(libpq_url)
-    query = {k: str(v) for k, v in info.items() if k not in {"user", "password", "dbname", "port"}}
-    if "host" in query and not str(query["host"]).startswith("/"):
-        host = query.pop("host")
-    else:
-        host = None
-    url = URL.create(
-        "postgresql+psycopg",
-        username=str(info.get("user") or "") or None,
-        password=str(info.get("password") or "") or None,
-        host=host,
-        port=int(info["port"]) if info.get("port") else None,
-        database=str(info.get("dbname") or ""),
-        query=query,
-    )
-    return url.render_as_string(hide_password=False)
-
-
 @pytest.fixture
 def database_url(postgres_server_url: str) -> Iterator[str]:
     """libpq URL of a new, empty database that is dropped after the test."""
@@ -84,9 +62,3 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
         yield _database_url(postgres_server_url, name)
     finally:
         _admin_execute(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def sqlalchemy_url(database_url: str) -> str:
-    """The test's database as a SQLAlchemy URL (`postgresql+psycopg://...`)."""
-    return to_sqlalchemy_url(database_url)
