@@ -62,3 +62,15 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
         yield _database_url(postgres_server_url, name)
     finally:
         _admin_execute(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Options for the whole suite; declared here because pytest reads options only from
+    the conftest files it loads first."""
+    parser.addoption(
+        "--skip-control-plane",
+        action="store_true",
+        default=False,
+        help="skip tests that need the Kubernetes test control plane (tests/controlplane); "
+        "without it, missing control-plane binaries are an error",
+    )
