@@ -48,7 +48,11 @@ def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     try:
         binaries = locate_binaries()
     except MissingBinariesError as error:
-        pytest.fail(str(error), pytrace=False)
+        missing = str(error)
+    else:
+        missing = ""
+    if missing:
+        pytest.fail(missing, pytrace=False)
     with running_control_plane(CRDS_DIR, binaries=binaries) as plane:
         request.config.stash[START_SECONDS] = plane.start_seconds
         yield plane
