@@ -449,17 +449,20 @@ def _report_migration(args: argparse.Namespace, result: MigrationResult) -> None
 # ---------------------------------------------------------------- commands
 
 
+def _schema_change_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options `migrate` and `rollback` share: locking, timeouts and revision arguments."""
+    return {
+        "lock_wait_timeout": args.lock_wait_timeout,
+        "lock_timeout": args.lock_timeout,
+        "statement_timeout": args.statement_timeout,
+        "x_arguments": _x_arguments(args),
+    }
+
+
 def _migrate(args: argparse.Namespace) -> int:
     from rayces.migrations import commands
 
-    result = commands.upgrade(
-        _database(args),
-        args.to,
-        lock_wait_timeout=args.lock_wait_timeout,
-        lock_timeout=args.lock_timeout,
-        statement_timeout=args.statement_timeout,
-        x_arguments=_x_arguments(args),
-    )
+    result = commands.upgrade(_database(args), args.to, **_schema_change_options(args))
     _report_migration(args, result)
     return EXIT_OK
 
@@ -468,13 +471,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from rayces.migrations import commands
 
     result = commands.downgrade(
-        _database(args),
-        to=args.to,
-        steps=args.steps,
-        lock_wait_timeout=args.lock_wait_timeout,
-        lock_timeout=args.lock_timeout,
-        statement_timeout=args.statement_timeout,
-        x_arguments=_x_arguments(args),
+        _database(args), to=args.to, steps=args.steps, **_schema_change_options(args)
     )
     _report_migration(args, result)
     return EXIT_OK
