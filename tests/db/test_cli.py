@@ -312,3 +312,61 @@ def test_embedded_database(
     assert "stopped the embedded PostgreSQL" in capsys.readouterr().out
     code, state = run_json(capsys, "embedded", "status", "--data-dir", data_dir)
     assert state["running"] is False
+
+
+def test_existing_myhub_database_is_refused_until_stamped(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database with MyHub's tables but no recorded revision is not mistaken for an empty one."""
+    # MyHub's tables as the baseline revision creates them, made without the migrations.
+    commands.upgrade(database_url, REVISIONS[0])
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("DROP TABLE alembic_version")
+        connection.execute(
+            "INSERT INTO users (name, email, created_at, updated_at)"
+            " VALUES ('Ana', 'ana@example.com', now(), now())"
+        )
+
+    code = main(["migrate", "--database-url", database_url])
+    error = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert "existing MyHub database" in error
+    assert f"raycesctl stamp {REVISIONS[0]}" in error
+    assert version_in(database_url) is None
+
+    code, result = run_json(capsys, "stamp", REVISIONS[0], "--database-url", database_url)
+    assert code == EXIT_OK
+    assert (result["command"], result["from_revision"], result["to_revision"]) == (
+        "stamp",
+        None,
+        REVISIONS[0],
+    )
+    assert result["steps"] == []
+
+    assert main(["migrate", "--database-url", database_url, "--quiet"]) == EXIT_OK
+    assert version_in(database_url) == HEAD
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute(
+            "SELECT u.name, o.subdomain FROM users u JOIN organizations o"
+            " ON o.id = u.organization_id"
+        ).fetchall()
+    assert row == [("Ana", "default")]
+
+
+def test_stamp_base_forgets_the_revision(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands.upgrade(database_url, REVISIONS[2])
+    code, result = run_json(capsys, "stamp", "base", "--database-url", database_url)
+    assert code == EXIT_OK
+    assert (result["from_revision"], result["to_revision"]) == (REVISIONS[2], None)
+    assert version_in(database_url) is None
+
+
+def test_stamp_unknown_revision_is_a_usage_error(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["stamp", "nope", "--database-url", database_url]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error.startswith("raycesctl: error: unknown revision 'nope'")
+    assert "Traceback" not in error

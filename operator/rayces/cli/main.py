@@ -270,6 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.set_defaults(handler=_rollback)
 
+    stamp = add(
+        "stamp",
+        "record a revision as applied without running anything",
+        "For a database whose schema already is at a revision, e.g. an existing MyHub\n"
+        "database, which is at the baseline:\n\n"
+        "examples:\n  raycesctl stamp 20240606034427 && raycesctl migrate\n"
+        "  raycesctl stamp base      # forget the recorded revision",
+        [database, output, run],
+    )
+    stamp.add_argument("revision", metavar="REV", help="revision the schema is at (or base)")
+    stamp.set_defaults(handler=_stamp)
+
     status = add(
         "status",
         "list every revision as up (applied) or down (pending), and the current one",
@@ -435,6 +447,12 @@ def _report_migration(args: argparse.Namespace, result: MigrationResult) -> None
         _out(f"{step.direction:<9} {step.revision}  {step.name}  ({step.duration_seconds:.3f}s)")
     if not result.succeeded:
         return
+    if result.command == "stamp":
+        _out(
+            f"stamped {_revision_label(result.to_revision)} (was "
+            f"{_revision_label(result.from_revision)}); no revision was run"
+        )
+        return
     if not result.steps:
         _out(f"nothing to do: the database is at {_revision_label(result.to_revision)}")
         return
@@ -472,6 +490,16 @@ def _rollback(args: argparse.Namespace) -> int:
 
     result = commands.downgrade(
         _database(args), to=args.to, steps=args.steps, **_schema_change_options(args)
+    )
+    _report_migration(args, result)
+    return EXIT_OK
+
+
+def _stamp(args: argparse.Namespace) -> int:
+    from rayces.migrations import commands
+
+    result = commands.stamp(
+        _database(args), args.revision, lock_wait_timeout=args.lock_wait_timeout
     )
     _report_migration(args, result)
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""One function per migration verb: upgrade, downgrade, status, plan, dump_schema.
+"""One function per migration verb: upgrade, downgrade, stamp, status, plan, dump_schema.
 
 This is the migrations layer's public surface, in the manner of `alembic.command`: each function
 takes a database URL and plain values, does the whole job (connecting, locking, running Alembic,
@@ -161,6 +161,52 @@ def downgrade(
     )
 
 
+def stamp(
+    database: str,
+    revision: str,
+    *,
+    lock_wait_timeout: float = DEFAULT_LOCK_WAIT_TIMEOUT,
+    script_location: Path | None = None,
+) -> MigrationResult:
+    """Record `revision` as the database's current revision without running any revision.
+
+    This is how a database whose schema already matches a revision is brought under the
+    migrations: an existing MyHub database is stamped at the baseline, `20240606034427`, and
+    then upgraded. Stamping changes nothing but the `alembic_version` row.
+
+    :param database: PostgreSQL URL, as for `upgrade`.
+    :param revision: the revision the schema is at (`base` clears the record).
+    :param lock_wait_timeout: seconds to wait for another run's migration lock.
+    :param script_location: directory with env.py and versions/; the packaged scripts by default.
+    :returns: a result with no steps, from the recorded revision to `revision`.
+    :raises UsageError: bad URL or unknown revision.
+    """
+    from alembic import command
+
+    started = time.monotonic()
+    url = normalize_database_url(database)
+    config = build_config(location=script_location)
+    target = _resolve(load_scripts(config), revision)
+    engine = create_database_engine(url)
+    with connect(engine) as connection:
+        acquire_migration_lock(connection, wait_timeout=lock_wait_timeout)
+        try:
+            current = current_revision_of(connection)
+            config.attributes["connection"] = connection
+            command.stamp(config, target or "base", purge=True)
+            connection.commit()
+        finally:
+            _release_quietly(connection)
+    return MigrationResult(
+        command="stamp",
+        from_revision=current,
+        to_revision=target,
+        target_revision=target,
+        steps=(),
+        duration_seconds=time.monotonic() - started,
+    )
+
+
 def status(database: str, *, script_location: Path | None = None) -> StatusReport:
     """Every revision, oldest first, marked applied (up) or pending (down), with the current one.
 
@@ -320,6 +366,8 @@ def _run(
             direction, planned = revisions_between(chain, current, target)
             if planned and direction != command_name:
                 raise _wrong_direction(command_name, current, target)
+            if planned and current is None:
+                _refuse_unrecorded_tables(connection, chain[0].revision)
             try:
                 steps = _apply(command_name, config, connection, target, names)
             except _RevisionFailedError as failure:
@@ -343,6 +391,29 @@ def _run(
             )
         finally:
             _release_quietly(connection)
+
+
+#: Tables the first revision creates; finding one in a database with no recorded revision means
+#: the schema was made by someone else (MyHub's Rails app), not that it is empty.
+_BASELINE_TABLES = ("users", "posts", "likes")
+
+
+def _refuse_unrecorded_tables(connection: Connection, baseline: str) -> None:
+    from sqlalchemy import text
+
+    found = [
+        table
+        for table in _BASELINE_TABLES
+        if connection.execute(text("SELECT to_regclass(:name)"), {"name": table}).scalar()
+    ]
+    connection.commit()
+    if found:
+        raise UsageError(
+            f"the database has no recorded revision but already has table(s) "
+            f"{', '.join(found)}: it looks like an existing MyHub database",
+            hint=f"if its schema is MyHub's, record that with `raycesctl stamp {baseline}` "
+            "and migrate again",
+        )
 
 
 class _RevisionFailedError(Exception):
@@ -478,6 +549,7 @@ __all__ = [
     "downgrade",
     "dump_schema",
     "plan",
+    "stamp",
     "status",
     "upgrade",
 ]
