@@ -17,8 +17,13 @@ from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
-from tests.controlplane.binaries import MissingBinariesError, locate_binaries
+from tests.controlplane.binaries import (
+    MissingBinariesError,
+    controller_manager_missing,
+    locate_binaries,
+)
 from tests.controlplane.harness import CRDS_DIR, ControlPlane, running_control_plane
+from tests.controlplane.processes import ManagedProcess
 
 SKIP_ENVIRONMENT_VARIABLE = "RAYCES_SKIP_CONTROL_PLANE"
 START_SECONDS = pytest.StashKey[float]()
@@ -56,6 +61,17 @@ def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     with running_control_plane(CRDS_DIR, binaries=binaries) as plane:
         request.config.stash[START_SECONDS] = plane.start_seconds
         yield plane
+
+
+@pytest.fixture
+def controller_manager(control_plane: ControlPlane) -> ManagedProcess:
+    """kube-controller-manager, for tests of Jobs, Pods and garbage collection.
+
+    Official envtest binary sets lack it; such tests then fail saying how to build it.
+    """
+    if control_plane.controller_manager is None:
+        pytest.fail(controller_manager_missing(), pytrace=False)
+    return control_plane.controller_manager
 
 
 @pytest.fixture

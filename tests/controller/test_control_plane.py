@@ -333,6 +333,7 @@ def terminations(pods: list[client.V1Pod]) -> list[tuple[int, str, str | None]]:
     return ended
 
 
+@pytest.mark.usefixtures("controller_manager")
 @pytest.mark.parametrize(
     ("script", "backoff_limit", "expected"),
     [
@@ -365,6 +366,7 @@ def test_job_outcome_follows_the_container_exit_code(
     assert all(pod.spec.node_name == NODE_NAME for pod in pods)  # type: ignore[union-attr]
 
 
+@pytest.mark.usefixtures("controller_manager")
 def test_pod_failure_policy_sees_the_exit_code(
     api_client: client.ApiClient, namespace: str
 ) -> None:
@@ -379,6 +381,7 @@ def test_pod_failure_policy_sees_the_exit_code(
     assert [code for code, _, _ in terminations(pods)] == [42]
 
 
+@pytest.mark.usefixtures("controller_manager")
 def test_container_environment_resolves_secrets_config_maps_and_fields(
     api_client: client.ApiClient, namespace: str
 ) -> None:
@@ -410,6 +413,7 @@ def test_container_environment_resolves_secrets_config_maps_and_fields(
     assert message == f"postgresql://db/rayces rev-7 {pod_name}"
 
 
+@pytest.mark.usefixtures("controller_manager")
 def test_deleting_a_job_stops_and_collects_its_pods(
     control_plane: ControlPlane, api_client: client.ApiClient, namespace: str
 ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import ssl
 import tempfile
@@ -35,6 +36,8 @@ from tests.controlplane.processes import ManagedProcess, free_loopback_port, sta
 CRDS_DIR = Path(__file__).resolve().parents[2] / "crds"
 """The repository's CustomResourceDefinitions, installed in every test control plane."""
 STARTUP_TIMEOUT_SECONDS = 60.0
+LOG_DIR_VARIABLE = "RAYCES_CONTROLPLANE_LOG_DIR"
+"""When set, the components' and containers' logs are copied there before cleanup."""
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
@@ -160,6 +163,15 @@ class _Secrets:
     serving_key: Path
     service_account_key: Path
     service_account_public_key: Path
+
+
+def keep_logs(workdir: Path, destination: Path) -> None:
+    """Copy every log of a control plane (components and emulated containers) to keep it."""
+    target = destination / workdir.name
+    for log in workdir.rglob("*.log"):
+        copy = target / log.relative_to(workdir)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, copy)
 
 
 def _write_secrets(workdir: Path) -> _Secrets:
@@ -384,6 +396,9 @@ def running_control_plane(
     with contextlib.ExitStack() as cleanup:
         workdir = Path(tempfile.mkdtemp(prefix="rayces-controlplane-"))
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        log_dir = os.environ.get(LOG_DIR_VARIABLE)
+        if log_dir:
+            cleanup.callback(keep_logs, workdir, Path(log_dir))
         secrets = _write_secrets(workdir)
 
         etcd, etcd_url = _start_etcd(binaries, workdir)
