@@ -10,6 +10,7 @@ the garbage collector deleting a Job's Pods, and RBAC answering 403 outside a Ro
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -492,16 +493,48 @@ def test_user_bound_to_a_narrow_role_is_forbidden_outside_it(
 # -- teardown ----------------------------------------------------------------------------------
 
 
+def start_sleeping_pod(plane: ControlPlane) -> int:
+    """A Pod whose process sleeps on the emulated node; returns the process id."""
+    manifest = {
+        "metadata": {"name": "sleeper"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "i", "command": ["sleep", "300"]}],
+        },
+    }
+    with plane.api_client() as api_client:
+        core = client.CoreV1Api(api_client)
+        core.create_namespaced_pod(plane.namespace, as_model(client.V1Pod, manifest))
+
+        def container_id() -> str:
+            pod = core.read_namespaced_pod("sleeper", plane.namespace)
+            statuses = pod.status.container_statuses if pod.status else None
+            return (statuses[0].container_id or "") if statuses else ""
+
+        wait_until("the sleeper to run", lambda: bool(container_id()))
+        return int(container_id().removeprefix("emulated://"))
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.usefixtures("controller_manager")
 def test_a_failing_test_still_tears_the_control_plane_down(control_plane: ControlPlane) -> None:
     """A second, short-lived control plane: an exception inside it must leave nothing."""
     with (
         pytest.raises(RuntimeError, match="test failure"),
         running_control_plane(CRDS_DIR, binaries=control_plane.binaries) as second,
     ):
-        processes = second.processes
-        workdir = second.workdir
-        assert workdir.is_dir()
+        processes, workdir = second.processes, second.workdir
+        sleeper = start_sleeping_pod(second)
+        assert workdir.is_dir() and process_exists(sleeper)
         raise RuntimeError("test failure")
     assert not workdir.exists()
     assert [p.name for p in processes if p.running()] == []
     assert len(processes) == 3
+    assert not process_exists(sleeper)

@@ -131,6 +131,7 @@ class _PodRun:
     terminate: threading.Event = field(default_factory=threading.Event)
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     process: ManagedProcess | None = None
+    thread: threading.Thread | None = None
     finished: bool = False
 
     def request_termination(self, grace_seconds: float) -> None:
@@ -180,6 +181,9 @@ class NodeEmulator:
             runs = list(self._runs.values())
         for run in runs:
             run.request_termination(0)
+        for run in runs:
+            if run.thread is not None:
+                run.thread.join(timeout=DEFAULT_GRACE_SECONDS)
         for thread in self._threads:
             thread.join(timeout=WATCH_TIMEOUT_SECONDS + 2)
         self._api_client.close()  # type: ignore[no-untyped-call]
@@ -296,6 +300,13 @@ class NodeEmulator:
         while not self._stopping.is_set():
             try:
                 self._list_and_watch()
+            except client.ApiException as error:
+                if error.status == 410:  # the watch fell behind etcd's history: list again
+                    continue
+                if self._stopping.is_set():
+                    return
+                log.exception("emulated node %s: pod watch failed; listing again", self.name)
+                time.sleep(0.5)
             except Exception:
                 if self._stopping.is_set():
                     return
@@ -379,10 +390,10 @@ class NodeEmulator:
             directory.mkdir(parents=True, exist_ok=True)
             run = _PodRun(namespace, name, uid, directory)
             self._runs[uid] = run
-        thread = threading.Thread(
+        run.thread = threading.Thread(
             target=self._run_pod, args=(run, pod), name=f"pod-{namespace}-{name}", daemon=True
         )
-        thread.start()
+        run.thread.start()
 
     def _on_deletion(self, pod: client.V1Pod) -> None:
         assert pod.metadata is not None
