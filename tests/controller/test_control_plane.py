@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -97,9 +98,13 @@ def error_message(error: client.ApiException) -> str:
 # -- the server -------------------------------------------------------------------------------
 
 
-def test_apiserver_reports_the_pinned_kubernetes_release(api_client: client.ApiClient) -> None:
-    version = client.VersionApi(api_client).get_code()
-    assert version.git_version == pinned_kubernetes_version()
+def test_apiserver_reports_a_stamped_release(api_client: client.ApiClient) -> None:
+    """build.sh stamps the pinned release; KUBEBUILDER_ASSETS may hold another one."""
+    version = client.VersionApi(api_client).get_code().git_version
+    if os.environ.get("KUBEBUILDER_ASSETS"):
+        assert re.fullmatch(r"v1\.\d+\.\d+", version), version
+    else:
+        assert version == pinned_kubernetes_version()
 
 
 def test_the_raycesv3_namespace_and_the_emulated_node_exist(

@@ -58,8 +58,9 @@ LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_SECONDS = 40
 HEARTBEAT_SECONDS = 10.0
 """kubelet renews its Lease every 10 s; the node-lifecycle controller waits 40 s."""
-WATCH_TIMEOUT_SECONDS = 5
-"""Server-side watch timeout: bounds how long stop() waits for the watch thread."""
+WATCH_TIMEOUT_SECONDS = 1
+"""Server-side watch timeout: how long stop() may wait for the watch thread. Each watch
+resumes from the last resourceVersion seen, so a short one loses no event."""
 RESTART_DELAY_SECONDS = 1.0
 CONFIG_RETRY_SECONDS = 1.0
 DEFAULT_GRACE_SECONDS = 30.0
