@@ -24,6 +24,7 @@ lint: $(BIN)/raycesctl
 	$(BIN)/ruff check operator alembic tests bench
 	$(BIN)/ruff format --check operator alembic tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy --strict --explicit-package-bases tests/controlplane tests/controller tests/unit/test_node_emulation.py
 	$(BIN)/lint-imports
 
 controlplane:
