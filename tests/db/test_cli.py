@@ -370,3 +370,26 @@ def test_stamp_unknown_revision_is_a_usage_error(
     error = capsys.readouterr().err
     assert error.startswith("raycesctl: error: unknown revision 'nope'")
     assert "Traceback" not in error
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        pytest.param(["migrate", "--to", ""], "empty revision", id="empty-revision"),
+        pytest.param(["migrate", "--to", "  "], "empty revision", id="blank-revision"),
+        pytest.param(
+            ["schema", "dump", "--output-file", "/nonexistent-directory/structure.sql"],
+            "cannot write /nonexistent-directory/structure.sql",
+            id="unwritable-dump-file",
+        ),
+    ],
+)
+def test_unusual_input_gets_a_one_line_error(
+    argv: list[str], expected: str, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main([*argv, "--database-url", database_url])
+    error = capsys.readouterr().err
+    assert code != EXIT_OK
+    assert expected in error
+    assert "unexpected" not in error
+    assert len(error.strip().splitlines()) == 1

@@ -562,12 +562,24 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _write_output_file(path: Path, text: str) -> None:
+    from rayces.migrations.errors import SchemaDumpError
+
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise SchemaDumpError(
+            f"cannot write {path}: {error.strerror or error}",
+            hint="give --output-file a path in an existing, writable directory",
+        ) from None
+
+
 def _schema_dump(args: argparse.Namespace) -> int:
     from rayces.migrations import commands
 
     sql = commands.dump_schema(_database(args))
     if args.output_file and args.output_file != "-":
-        Path(args.output_file).write_text(sql, encoding="utf-8")
+        _write_output_file(Path(args.output_file), sql)
         _progress(args, f"wrote {args.output_file}")
     elif args.output != "json":
         sys.stdout.write(sql)

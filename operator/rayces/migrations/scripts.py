@@ -90,6 +90,10 @@ def resolve_revision(scripts: ScriptDirectory, revision: str) -> str | None:
 
     if revision == "base":
         return None
+    if not revision.strip():
+        raise RevisionNotFoundError(
+            "empty revision", hint="give head, base or a revision id (see `raycesctl status`)"
+        )
     try:
         if revision in {"head", "heads"}:
             heads = scripts.get_heads()
