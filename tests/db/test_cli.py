@@ -393,3 +393,27 @@ def test_unusual_input_gets_a_one_line_error(
     assert expected in error
     assert "unexpected" not in error
     assert len(error.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["migrate"], id="migrate"),
+        pytest.param(["rollback"], id="rollback-one-step"),
+        pytest.param(["rollback", "--steps", "2"], id="rollback-steps"),
+        pytest.param(["status"], id="status"),
+        pytest.param(["plan", "--to", "head"], id="plan"),
+    ],
+)
+def test_database_at_a_revision_unknown_to_these_scripts(
+    argv: list[str], database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database migrated by another version of rayces is reported, not touched."""
+    commands.upgrade(database_url, REVISIONS[2])
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = 'f00dcafe'")
+    code = main([*argv, "--database-url", database_url])
+    error = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert "the database is at revision 'f00dcafe', which is not in the revision scripts" in error
+    assert version_in(database_url) == "f00dcafe"

@@ -44,6 +44,7 @@ from rayces.migrations.results import (
     StatusReport,
 )
 from rayces.migrations.scripts import (
+    applied_count,
     build_config,
     load_scripts,
     resolve_revision,
@@ -140,14 +141,14 @@ def downgrade(
         if to is not None:
             return _resolve(scripts, to)
         assert steps is not None
-        chain = [script.revision for script in revision_chain(scripts)]
-        applied = 0 if current is None else chain.index(current) + 1
+        chain = revision_chain(scripts)
+        applied = applied_count(chain, current)
         if steps > applied:
             raise UsageError(
                 f"cannot roll back {steps} steps: {applied} revisions are applied",
                 hint="use a smaller --steps, or --to base to revert everything",
             )
-        return None if steps == applied else chain[applied - steps - 1]
+        return None if steps == applied else chain[applied - steps - 1].revision
 
     return _run(
         "downgrade",
@@ -219,12 +220,7 @@ def status(database: str, *, script_location: Path | None = None) -> StatusRepor
     with connect(engine) as connection:
         current = current_revision_of(connection)
     ids = [script.revision for script in chain]
-    if current is not None and current not in ids:
-        raise UsageError(
-            f"the database is at revision {current!r}, which is not in the revision scripts",
-            hint="the database was migrated by another version of rayces; use that one",
-        )
-    applied = 0 if current is None else ids.index(current) + 1
+    applied = applied_count(chain, current)
     return StatusReport(
         current_revision=current,
         head_revision=ids[-1] if ids else None,

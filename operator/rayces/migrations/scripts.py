@@ -116,6 +116,22 @@ def resolve_revision(scripts: ScriptDirectory, revision: str) -> str | None:
     return script.revision
 
 
+def applied_count(chain: list[Script], current: str | None) -> int:
+    """How many revisions of `chain` are applied when the database is at `current` (None: base).
+
+    :raises RevisionNotFoundError: `current` is not in the chain (another version migrated it).
+    """
+    if current is None:
+        return 0
+    ids = [script.revision for script in chain]
+    if current not in ids:
+        raise RevisionNotFoundError(
+            f"the database is at revision {current!r}, which is not in the revision scripts",
+            hint="the database was migrated by another version of rayces; use that one",
+        )
+    return ids.index(current) + 1
+
+
 def revisions_between(
     chain: list[Script], start: str | None, end: str | None
 ) -> tuple[Direction, list[str]]:
@@ -125,14 +141,9 @@ def revisions_between(
     first. Same revision: ("upgrade", []).
     """
     ids = [script.revision for script in chain]
-    for revision in (start, end):
-        if revision is not None and revision not in ids:
-            raise RevisionNotFoundError(
-                f"revision {revision!r} is not in the revision scripts",
-                hint="the database was migrated by another version of rayces; use that one",
-            )
-    here = -1 if start is None else ids.index(start)
-    there = -1 if end is None else ids.index(end)
+    # Positions in the chain (-1 for base); `end` was resolved from these scripts already.
+    here = applied_count(chain, start) - 1
+    there = applied_count(chain, end) - 1
     if there >= here:
         return "upgrade", ids[here + 1 : there + 1]
     return "downgrade", list(reversed(ids[there + 1 : here + 1]))
