@@ -322,6 +322,8 @@ def load_crds(directory: Path) -> list[dict[str, Any]]:
         return []
     definitions: list[dict[str, Any]] = []
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        if path.stem == "kustomization":  # kustomize's index of the directory, not an object
+            continue
         for document in yaml.safe_load_all(path.read_text()):
             if not document:
                 continue
