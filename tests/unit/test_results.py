@@ -7,8 +7,11 @@ import json
 import pytest
 
 from rayces.migrations.results import (
+    RESULT_SCHEMA_VERSION,
     TERMINATION_MESSAGE_LIMIT,
     ErrorInfo,
+    ErrorKind,
+    ExitCode,
     MigrationResult,
     MigrationStep,
     termination_message,
@@ -33,6 +36,7 @@ def _result(steps: int = 2, error: ErrorInfo | None = None) -> MigrationResult:
 def test_json_shape() -> None:
     document = json.loads(_result().to_json())
     assert document == {
+        "schema_version": RESULT_SCHEMA_VERSION,
         "command": "upgrade",
         "status": "succeeded",
         "from_revision": None,
@@ -58,14 +62,18 @@ def test_json_shape() -> None:
 
 
 def test_failed_result_names_the_revision() -> None:
-    error = ErrorInfo("migration_failed", "revision 20250713000003 failed: boom", "fix it", "3")
+    error = ErrorInfo(
+        ErrorKind.MIGRATION_FAILED, "revision 20250713000003 failed: boom", "fix it", "3"
+    )
     document = _result(error=error).to_dict()
     assert document["status"] == "failed"
     assert document["error"] == {
         "kind": "migration_failed",
+        "retryable": False,
         "message": "revision 20250713000003 failed: boom",
         "hint": "fix it",
         "revision": "3",
+        "step": None,
     }
 
 
@@ -85,7 +93,7 @@ def test_small_message_is_unchanged() -> None:
 )
 def test_truncation_keeps_from_to_and_error(steps: int, message_length: int) -> None:
     text = "x" * message_length if message_length != 5_000 else '"\n' * 2_500
-    error = ErrorInfo("migration_failed", text, "hint " * 500, "20250713000003")
+    error = ErrorInfo(ErrorKind.MIGRATION_FAILED, text, "hint " * 500, "20250713000003")
     document = _result(steps=steps, error=error).to_dict()
     message = termination_message(document)
     assert len(message.encode()) <= TERMINATION_MESSAGE_LIMIT
@@ -101,7 +109,61 @@ def test_truncation_keeps_from_to_and_error(steps: int, message_length: int) -> 
 
 
 def test_non_ascii_counts_bytes() -> None:
-    error = ErrorInfo("migration_failed", "é" * 5_000)
+    error = ErrorInfo(ErrorKind.MIGRATION_FAILED, "é" * 5_000)
     message = termination_message(_result(error=error).to_dict())
     assert len(message.encode()) <= TERMINATION_MESSAGE_LIMIT
     assert json.loads(message)["error"]["message"].endswith("...")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(None, id="succeeded"),
+        pytest.param(
+            ErrorInfo(ErrorKind.INTERRUPTED, "interrupted", "run again", "20250713000002", "3/7"),
+            id="interrupted-with-step",
+        ),
+    ],
+)
+def test_termination_message_reads_back(error: ErrorInfo | None) -> None:
+    document = _result(error=error).to_dict()
+    read_back = MigrationResult.from_termination_message(termination_message(document))
+    assert read_back.to_dict() == document
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param("not json", id="not-json"),
+        pytest.param("[]", id="not-an-object"),
+        pytest.param('{"status": "failed"}', id="no-command"),
+        pytest.param('{"schema_version": 99, "command": "upgrade"}', id="newer-version"),
+    ],
+)
+def test_unreadable_termination_message_is_refused(message: str) -> None:
+    with pytest.raises(ValueError):
+        MigrationResult.from_termination_message(message)
+
+
+def test_unknown_error_kind_from_a_newer_writer_reads_as_internal() -> None:
+    document = _result(error=ErrorInfo(ErrorKind.USAGE, "bad")).to_dict()
+    document["error"]["kind"] = "something_new"
+    assert MigrationResult.from_dict(document).error == ErrorInfo(ErrorKind.INTERNAL, "bad")
+
+
+@pytest.mark.parametrize(
+    ("kind", "exit_code", "retryable"),
+    [
+        pytest.param(ErrorKind.MIGRATION_FAILED, ExitCode.FAILED, False, id="migration-failed"),
+        pytest.param(ErrorKind.USAGE, ExitCode.USAGE, False, id="usage"),
+        pytest.param(ErrorKind.CONNECTION, ExitCode.CONNECTION, True, id="connection"),
+        pytest.param(ErrorKind.LOCK_TIMEOUT, ExitCode.LOCK_TIMEOUT, True, id="lock-timeout"),
+        pytest.param(ErrorKind.INTERRUPTED, ExitCode.INTERRUPTED, True, id="interrupted"),
+    ],
+)
+def test_error_kind_exit_codes(kind: ErrorKind, exit_code: ExitCode, retryable: bool) -> None:
+    assert (kind.exit_code, kind.retryable) == (exit_code, retryable)
+
+
+def test_every_error_kind_has_an_exit_code() -> None:
+    assert all(kind.exit_code for kind in ErrorKind)

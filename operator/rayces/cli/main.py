@@ -35,13 +35,6 @@ EXIT_CONNECTION = 3
 EXIT_LOCK_TIMEOUT = 4
 EXIT_INTERRUPTED = 130
 
-_EXIT_CODES = {
-    "usage": EXIT_USAGE,
-    "connection": EXIT_CONNECTION,
-    "lock_timeout": EXIT_LOCK_TIMEOUT,
-    "migration_failed": EXIT_MIGRATION_FAILED,
-}
-
 EXIT_CODES_HELP = """\
 exit codes:
   0    success (also: nothing to do)
@@ -667,7 +660,7 @@ def _fail(args: argparse.Namespace, error: MigrationsError) -> int:
     elif args.output == "json":
         document = result.to_dict()
         _print_json({key: document[key] for key in ("command", "status", "error")})
-    return _EXIT_CODES.get(error.kind, EXIT_MIGRATION_FAILED)
+    return int(error.kind.exit_code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,9 @@ error has a one-line message and a hint saying what to do next.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
+
+from rayces.migrations.results import ErrorKind
 
 if TYPE_CHECKING:
     from rayces.migrations.results import MigrationResult
@@ -21,7 +23,7 @@ class MigrationsError(Exception):
     :param hint: what to do about it, one line.
     """
 
-    kind = "error"
+    kind: ClassVar[ErrorKind] = ErrorKind.INTERNAL
 
     def __init__(self, message: str, *, hint: str = "") -> None:
         super().__init__(message)
@@ -32,7 +34,7 @@ class MigrationsError(Exception):
 class UsageError(MigrationsError):
     """The request cannot be carried out as given: a bad URL, revision, step count or setting."""
 
-    kind = "usage"
+    kind = ErrorKind.USAGE
 
 
 class DatabaseUrlError(UsageError):
@@ -46,13 +48,13 @@ class RevisionNotFoundError(UsageError):
 class ConnectionFailedError(MigrationsError):
     """The database could not be reached, or the embedded server could not be started."""
 
-    kind = "connection"
+    kind = ErrorKind.CONNECTION
 
 
 class LockTimeoutError(MigrationsError):
     """Another run held the migration lock for longer than the caller was willing to wait."""
 
-    kind = "lock_timeout"
+    kind = ErrorKind.LOCK_TIMEOUT
 
 
 class MigrationFailedError(MigrationsError):
@@ -62,7 +64,7 @@ class MigrationFailedError(MigrationsError):
         at now (`to_revision`) and the error.
     """
 
-    kind = "migration_failed"
+    kind = ErrorKind.MIGRATION_FAILED
 
     def __init__(self, message: str, *, hint: str = "", result: MigrationResult) -> None:
         super().__init__(message, hint=hint)
@@ -72,10 +74,10 @@ class MigrationFailedError(MigrationsError):
 class SchemaDumpError(MigrationsError):
     """`pg_dump` failed or is missing."""
 
-    kind = "schema_dump"
+    kind = ErrorKind.SCHEMA_DUMP
 
 
 class PlanError(MigrationsError):
     """A revision could not be rendered as SQL without a database (offline mode)."""
 
-    kind = "plan"
+    kind = ErrorKind.PLAN

@@ -5,15 +5,101 @@ same value can be printed for a person, written as JSON for the operator (which 
 a Job pod's termination message), or compared in a test. `termination_message` keeps the JSON
 within Kubernetes' 4096-byte limit without losing the fields the operator needs: the revisions
 before and after, and the error.
+
+The JSON is an interface between two processes and possibly two versions of the image (the Job
+writes it, the controller reads it), so it is versioned (`schema_version`) and its error kinds are
+a closed, documented set (`ErrorKind`), each with its exit code and whether a retry may help.
+This module imports nothing heavier than the standard library: the controller reads results
+through it without loading SQLAlchemy, Alembic or psycopg.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Direction = Literal["upgrade", "downgrade"]
+
+#: Version of the JSON result contract. A reader accepts documents of this version and older;
+#: a field is only ever added, and a new version is needed to remove or change one.
+RESULT_SCHEMA_VERSION = 1
+
+
+class ExitCode(enum.IntEnum):
+    """`raycesctl`'s exit codes: the contract a Job's `podFailurePolicy` is built from."""
+
+    OK = 0
+    #: a revision (or another database operation) failed; not retryable as it is
+    FAILED = 1
+    USAGE = 2
+    CONNECTION = 3
+    LOCK_TIMEOUT = 4
+    DATA_LOSS_REFUSED = 5
+    PERMISSION_DENIED = 6
+    VERIFICATION_FAILED = 7
+    PRECONDITION_FAILED = 8
+    INTERRUPTED = 130  # SIGINT
+    TERMINATED = 143  # SIGTERM, as the kubelet sends it
+
+
+class ErrorKind(enum.StrEnum):
+    """Why a command failed, as the JSON result's `error.kind` names it.
+
+    Each kind has one exit code and says whether running the same command again, unchanged,
+    may succeed (`retryable`).
+    """
+
+    USAGE = "usage"
+    CONNECTION = "connection"
+    LOCK_TIMEOUT = "lock_timeout"
+    MIGRATION_FAILED = "migration_failed"
+    DATA_LOSS_REFUSED = "data_loss_refused"
+    PERMISSION_DENIED = "permission_denied"
+    VERIFICATION_FAILED = "verification_failed"
+    PRECONDITION_FAILED = "precondition_failed"
+    INTERRUPTED = "interrupted"
+    SCHEMA_DUMP = "schema_dump"
+    PLAN = "plan"
+    INTERNAL = "internal"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The process exit code for this kind (an interruption by SIGTERM exits 143 instead)."""
+        return _EXIT_CODE_OF_KIND[self]
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same command, run again unchanged, may succeed."""
+        return self in _RETRYABLE_KINDS
+
+
+_EXIT_CODE_OF_KIND: dict[ErrorKind, ExitCode] = {
+    ErrorKind.USAGE: ExitCode.USAGE,
+    ErrorKind.CONNECTION: ExitCode.CONNECTION,
+    ErrorKind.LOCK_TIMEOUT: ExitCode.LOCK_TIMEOUT,
+    ErrorKind.MIGRATION_FAILED: ExitCode.FAILED,
+    ErrorKind.DATA_LOSS_REFUSED: ExitCode.DATA_LOSS_REFUSED,
+    ErrorKind.PERMISSION_DENIED: ExitCode.PERMISSION_DENIED,
+    ErrorKind.VERIFICATION_FAILED: ExitCode.VERIFICATION_FAILED,
+    ErrorKind.PRECONDITION_FAILED: ExitCode.PRECONDITION_FAILED,
+    ErrorKind.INTERRUPTED: ExitCode.INTERRUPTED,
+    ErrorKind.SCHEMA_DUMP: ExitCode.FAILED,
+    ErrorKind.PLAN: ExitCode.FAILED,
+    ErrorKind.INTERNAL: ExitCode.FAILED,
+}
+
+_RETRYABLE_KINDS = frozenset({ErrorKind.CONNECTION, ErrorKind.LOCK_TIMEOUT, ErrorKind.INTERRUPTED})
+
+
+def error_kind(value: str) -> ErrorKind:
+    """The kind named `value`; an unknown name (from a newer writer) reads as `internal`."""
+    try:
+        return ErrorKind(value)
+    except ValueError:
+        return ErrorKind.INTERNAL
+
 
 #: Kubernetes keeps at most this many bytes of a container's termination message.
 TERMINATION_MESSAGE_LIMIT = 4096
@@ -40,20 +126,41 @@ class MigrationStep:
 @dataclass(frozen=True)
 class ErrorInfo:
     """Why a run failed: a kind the caller can branch on, a message, a hint, and the revision
-    that was running when it failed (if one was)."""
+    (and, inside it, the step) that was running when it failed, if one was."""
 
-    kind: str
+    kind: ErrorKind
     message: str
     hint: str = ""
     revision: str | None = None
+    step: str | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind.retryable
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
+            "kind": str(self.kind),
+            "retryable": self.retryable,
             "message": self.message,
             "hint": self.hint,
             "revision": self.revision,
+            "step": self.step,
         }
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> ErrorInfo:
+        return cls(
+            kind=error_kind(str(document.get("kind") or "")),
+            message=str(document.get("message") or ""),
+            hint=str(document.get("hint") or ""),
+            revision=_optional_str(document.get("revision")),
+            step=_optional_str(document.get("step")),
+        )
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True)
@@ -78,6 +185,7 @@ class MigrationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": RESULT_SCHEMA_VERSION,
             "command": self.command,
             "status": "succeeded" if self.succeeded else "failed",
             "from_revision": self.from_revision,
@@ -90,6 +198,53 @@ class MigrationResult:
 
     def to_json(self, *, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> MigrationResult:
+        """Read a result back, as the controller does; fields a newer writer added are ignored.
+
+        :raises ValueError: the document is not a result, or has a newer `schema_version`.
+        """
+        version = document.get("schema_version", 0)
+        if not isinstance(version, int) or version > RESULT_SCHEMA_VERSION:
+            raise ValueError(
+                f"result schema_version {version!r} is newer than {RESULT_SCHEMA_VERSION}"
+            )
+        if not isinstance(document.get("command"), str):
+            raise ValueError("not a raycesctl result: no 'command'")
+        error = document.get("error")
+        return cls(
+            command=document["command"],
+            from_revision=_optional_str(document.get("from_revision")),
+            to_revision=_optional_str(document.get("to_revision")),
+            target_revision=_optional_str(document.get("target_revision")),
+            steps=tuple(
+                MigrationStep(
+                    revision=str(step.get("revision")),
+                    name=str(step.get("name") or ""),
+                    direction="downgrade" if step.get("direction") == "downgrade" else "upgrade",
+                    duration_seconds=float(step.get("duration_seconds") or 0.0),
+                )
+                for step in document.get("steps") or []
+                if isinstance(step, dict)
+            ),
+            error=ErrorInfo.from_dict(error) if isinstance(error, dict) else None,
+            duration_seconds=float(document.get("duration_seconds") or 0.0),
+        )
+
+    @classmethod
+    def from_termination_message(cls, message: str) -> MigrationResult:
+        """Read the result a Job's container wrote to its termination message.
+
+        :raises ValueError: the message is not JSON, or not a result this version can read.
+        """
+        try:
+            document = json.loads(message)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"termination message is not JSON: {error.msg}") from None
+        if not isinstance(document, dict):
+            raise ValueError("termination message is not a JSON object")
+        return cls.from_dict(document)
 
 
 @dataclass(frozen=True)
