@@ -4,7 +4,13 @@ Where the connection comes from, in order:
 1. `config.attributes["connection"]`: an open SQLAlchemy Connection handed in by
    `rayces.migrations` (which already holds the advisory lock and set the timeouts). It must not
    be inside a transaction, or Alembic would run every revision in that one transaction;
-2. otherwise the `sqlalchemy.url` option, then the `DATABASE_URL` environment variable.
+2. otherwise (the plain `alembic` command) the `sqlalchemy.url` option, then `DATABASE_URL` from
+   `rayces.migrations.settings`, read once. That path takes the same migration advisory lock as
+   `raycesctl` (waiting `-x lock_wait_timeout=SECONDS`, 60 by default), so the two never run on
+   one database at the same time, and passes the environment's default-organization values to
+   the revisions as `-x` arguments, as `raycesctl` does.
+
+Revisions read their inputs only through `context.get_x_argument()`, never the environment.
 
 Every revision runs in its own transaction (`transaction_per_migration`), so a failing revision
 rolls back alone and the database stays at the last revision that completed.
@@ -15,26 +21,36 @@ The live models are imported only when autogenerate asks for them (`alembic revi
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from alembic import context
-from sqlalchemy import Connection, MetaData, create_engine, pool
+from sqlalchemy import Connection, MetaData
+
+from rayces.migrations.settings import Settings
 
 config = context.config
 
+#: Seconds the plain `alembic` command waits for another run's migration lock by default.
+DEFAULT_LOCK_WAIT_SECONDS = 60.0
 
-def _database_url() -> str:
-    url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL", "")
+
+def _database_url(settings: Settings) -> str:
+    url = config.get_main_option("sqlalchemy.url") or settings.database_url
     if not url:
         raise SystemExit(
             "No database given: set DATABASE_URL (postgresql://user:password@host:5432/db) "
-            "or pass -x/sqlalchemy.url"
+            "or sqlalchemy.url"
         )
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def _pass_environment_to_revisions(settings: Settings) -> None:
+    """Give the revisions the environment's values as `-x` arguments (`-x` given wins)."""
+    given = context.get_x_argument(as_dictionary=True)
+    missing = {k: v for k, v in settings.revision_arguments().items() if k not in given}
+    if missing and config.cmd_opts is not None:
+        x = list(getattr(config.cmd_opts, "x", None) or [])
+        config.cmd_opts.x = x + [f"{key}={value}" for key, value in missing.items()]
 
 
 def _target_metadata() -> MetaData | None:
@@ -82,11 +98,25 @@ def _run_on(connection: Connection) -> None:
 def run_migrations_online() -> None:
     connection: Connection | None = config.attributes.get("connection")
     if connection is not None:
-        _run_on(connection)
+        _run_on(connection)  # raycesctl holds the lock already
         return
-    engine = create_engine(_database_url(), poolclass=pool.NullPool)
-    with engine.connect() as new_connection:
-        _run_on(new_connection)
+    from rayces.migrations.database import connect, create_database_engine
+    from rayces.migrations.locking import acquire_migration_lock, release_migration_lock
+    from rayces.migrations.revision_arguments import validate_revision_arguments
+
+    settings = Settings.from_environment()
+    _pass_environment_to_revisions(settings)
+    arguments = context.get_x_argument(as_dictionary=True)
+    validate_revision_arguments(arguments)
+    wait = float(arguments.get("lock_wait_timeout", DEFAULT_LOCK_WAIT_SECONDS))
+    engine = create_database_engine(_database_url(settings))
+    with connect(engine) as new_connection:
+        acquire_migration_lock(new_connection, wait_timeout=wait)
+        try:
+            _run_on(new_connection)
+        finally:
+            new_connection.rollback()
+            release_migration_lock(new_connection)
 
 
 if context.is_offline_mode():

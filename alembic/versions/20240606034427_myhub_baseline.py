@@ -21,6 +21,13 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: What downgrade() drops; `raycesctl rollback` refuses to drop rows unless allowed.
+downgrade_drops: tuple[str, ...] = (
+    "table likes",
+    "table posts",
+    "table users",
+)
+
 
 def _rails_timestamps() -> list[sa.Column[object]]:
     # Rails' `t.timestamps`: precision 6, NOT NULL, no database default, no time zone.

@@ -33,6 +33,9 @@ down_revision: str | None = "20250713000002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: What downgrade() drops; `raycesctl rollback` refuses to drop rows unless allowed.
+downgrade_drops: tuple[str, ...] = ("column posts.organization_id",)
+
 
 def upgrade() -> None:
     organization = default_organization_settings()

@@ -31,6 +31,9 @@ down_revision: str | None = "20250713000003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: What downgrade() drops; `raycesctl rollback` refuses to drop rows unless allowed.
+downgrade_drops: tuple[str, ...] = ("column likes.organization_id",)
+
 
 def upgrade() -> None:
     op.execute("ALTER TABLE likes ADD COLUMN IF NOT EXISTS organization_id bigint")

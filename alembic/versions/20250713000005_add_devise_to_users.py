@@ -25,6 +25,14 @@ down_revision: str | None = "20250713000004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: What downgrade() drops; `raycesctl rollback` refuses to drop rows unless allowed.
+downgrade_drops: tuple[str, ...] = (
+    "column users.remember_created_at",
+    "column users.reset_password_sent_at",
+    "column users.reset_password_token",
+    "column users.encrypted_password",
+)
+
 # At most this many duplicates are listed in the error; the count says how many there are.
 _DUPLICATES_SHOWN = 20
 

@@ -18,6 +18,9 @@ down_revision: str | None = "20250713000006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: What downgrade() drops; `raycesctl rollback` refuses to drop rows unless allowed.
+downgrade_drops: tuple[str, ...] = ("table students",)
+
 
 def _timestamps() -> list[sa.Column[object]]:
     return [

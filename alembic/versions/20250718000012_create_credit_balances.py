@@ -21,6 +21,9 @@ down_revision: str | None = "20250713000011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: What downgrade() drops; `raycesctl rollback` refuses to drop rows unless allowed.
+downgrade_drops: tuple[str, ...] = ("table credit_balances",)
+
 
 def _timestamps() -> list[sa.Column[object]]:
     return [

@@ -29,6 +29,31 @@ down_revision: str | None = "20250718000015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: What downgrade() drops; `raycesctl rollback` refuses to drop rows unless allowed.
+downgrade_drops: tuple[str, ...] = (
+    "column professionals.currency",
+    "column professionals.session_price_cents",
+    "column professionals.accepts_new_clients",
+    "column professionals.buffer_minutes",
+    "column professionals.session_duration_minutes",
+    "column professionals.blocked_dates",
+    "column professionals.weekly_schedule",
+    "column professionals.license_number",
+    "column professionals.bio",
+    "column professionals.specialization",
+    "column professionals.title",
+    "column appointments.uses_credit",
+    "column appointments.cancellation_reason",
+    "column appointments.cancelled_at",
+    "column appointments.executed_at",
+    "column appointments.confirmed_at",
+    "column appointments.duration_minutes",
+    "column users.role",
+    "column users.phone",
+    "column users.last_name",
+    "column users.first_name",
+)
+
 # (constraint, table, condition)
 _CHECKS = (
     ("chk_users_role", "users", "role IN ('admin', 'staff', 'professional', 'client')"),

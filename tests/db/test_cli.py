@@ -16,17 +16,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from rayces.cli.main import (
-    EXIT_CONNECTION,
-    EXIT_MIGRATION_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    main,
-)
+from rayces.cli.main import main
 from rayces.migrations import commands
 from rayces.migrations.errors import MigrationFailedError
+from rayces.migrations.results import ExitCode
 from rayces.migrations.scripts import build_config, load_scripts, revision_chain
 
+EXIT_OK, EXIT_USAGE = ExitCode.OK, ExitCode.USAGE
+EXIT_CONNECTION, EXIT_MIGRATION_FAILED = ExitCode.CONNECTION, ExitCode.FAILED
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 REVISIONS = [script.revision for script in revision_chain(load_scripts(build_config()))]
 HEAD = REVISIONS[-1]
@@ -186,14 +183,17 @@ def test_plan_renders_sql_without_running_it(
     assert version_in(database_url) == HEAD  # nothing ran
 
 
-def test_plan_from_base_when_the_database_is_unreachable(
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize("quiet", [pytest.param([], id="plain"), pytest.param(["-q"], id="quiet")])
+def test_plan_against_an_unreachable_database_fails(
+    quiet: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["plan", "--to", REVISIONS[0], "--database-url", "postgresql://127.0.0.1:9/x"])
+    """It never plans from base as if the database were empty (it is not known to be)."""
+    url = "postgresql://postgres@127.0.0.1:9/x"
+    code = main(["plan", "--to", REVISIONS[0], "--database-url", url, *quiet])
     captured = capsys.readouterr()
-    assert code == EXIT_OK
-    assert "planning from base" in captured.err
-    assert f"-- upgrade from base to {REVISIONS[0]}" in captured.out
+    assert code == EXIT_CONNECTION
+    assert "cannot connect to the database" in captured.err
+    assert "-- upgrade" not in captured.out
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import psycopg
 
-from rayces.cli.main import EXIT_LOCK_TIMEOUT, EXIT_OK
 from rayces.migrations.locking import MIGRATION_LOCK_KEY
+from rayces.migrations.results import ExitCode
 from rayces.migrations.scripts import build_config, load_scripts, revision_chain
+
+EXIT_LOCK_TIMEOUT, EXIT_OK = ExitCode.LOCK_TIMEOUT, ExitCode.OK
 
 REVISIONS = [script.revision for script in revision_chain(load_scripts(build_config()))]
 

@@ -23,6 +23,8 @@ from tests.db.alembic_helpers import (
     upgrade,
 )
 
+from rayces.migrations.settings import Settings
+
 USERS = 12_000  # ids 3, 6, 9, ...: sparse, and more than one backfill batch
 POSTS = 3_000
 LIKES = 15_000
@@ -240,19 +242,16 @@ def _few_rows(connection: Connection) -> None:
 )
 def test_default_organization_is_configurable(
     database_url: str,
-    monkeypatch: pytest.MonkeyPatch,
     x_arguments: dict[str, str],
     environment: dict[str, str],
     expected: tuple[str, str],
 ) -> None:
-    monkeypatch.delenv("RAYCES_DEFAULT_ORGANIZATION_NAME", raising=False)
-    monkeypatch.delenv("RAYCES_DEFAULT_ORGANIZATION_SUBDOMAIN", raising=False)
-    for variable, value in environment.items():
-        monkeypatch.setenv(variable, value)
+    # The environment reaches the revisions as -x values, through the settings read once.
+    arguments = {**Settings.from_environment(environment).revision_arguments(), **x_arguments}
     with connect(database_url) as connection:
         upgrade(connection, BASELINE)
         _few_rows(connection)
-        upgrade(connection, "20250713000002", x_arguments)
+        upgrade(connection, "20250713000002", arguments)
         [(organization, *name_and_subdomain)] = _organizations(connection)
         assert tuple(name_and_subdomain) == expected
         assert _organization_ids(connection, "users") == [organization]

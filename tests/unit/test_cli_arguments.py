@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from rayces.cli.main import EXIT_OK, EXIT_USAGE, build_parser, main
+from rayces.cli.main import build_parser, main
+from rayces.migrations.results import ExitCode
+
+EXIT_OK, EXIT_USAGE = ExitCode.OK, ExitCode.USAGE
 
 
 @pytest.mark.parametrize(

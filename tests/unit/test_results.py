@@ -73,6 +73,7 @@ def test_failed_result_names_the_revision() -> None:
         "message": "revision 20250713000003 failed: boom",
         "hint": "fix it",
         "revision": "3",
+        "data_loss": [],
         "step": None,
     }
 

@@ -15,34 +15,45 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rayces.migrations import progress
+from rayces.migrations.data_loss import refuse_data_loss
 from rayces.migrations.database import (
     apply_session_settings,
     connect,
+    connection_parameters,
     create_database_engine,
+    database_error,
     first_line,
     normalize_database_url,
+    permission_hint,
 )
 from rayces.migrations.errors import (
     MigrationFailedError,
     MigrationsError,
     PlanError,
+    RunInterruptedError,
     UsageError,
 )
 from rayces.migrations.locking import acquire_migration_lock, release_migration_lock
 from rayces.migrations.results import (
     Direction,
     ErrorInfo,
+    ErrorKind,
     MigrationPlan,
     MigrationResult,
     MigrationStep,
     RevisionState,
     StatusReport,
 )
+from rayces.migrations.revision_arguments import validate_revision_arguments
 from rayces.migrations.scripts import (
     applied_count,
     build_config,
@@ -52,6 +63,7 @@ from rayces.migrations.scripts import (
     revision_name,
     revisions_between,
 )
+from rayces.migrations.signals import Interrupted
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -91,6 +103,10 @@ def upgrade(
     :raises UsageError: bad URL, unknown revision, or a target older than the current revision.
     :raises ConnectionFailedError: the database cannot be reached.
     :raises LockTimeoutError: another run held the lock for longer than `lock_wait_timeout`.
+    :raises PermissionDeniedError: the role lacks a privilege outside a revision (inside one, a
+        `MigrationFailedError` whose result's error kind is `permission_denied`).
+    :raises RunInterruptedError: SIGINT or SIGTERM arrived (inside `signals.interruptible()`);
+        the running statement was cancelled and the lock released; its result says where.
     """
     return _run(
         "upgrade",
@@ -114,6 +130,7 @@ def downgrade(
     statement_timeout: str | None = None,
     x_arguments: Mapping[str, str] | None = None,
     script_location: Path | None = None,
+    allow_data_loss: bool = False,
 ) -> MigrationResult:
     """Revert revisions, down to revision `to` or by `steps` revisions (one of the two; neither
     means one step).
@@ -126,9 +143,12 @@ def downgrade(
     :param statement_timeout: PostgreSQL `statement_timeout` for the revisions.
     :param x_arguments: `-x` values for the revisions, as for `upgrade`.
     :param script_location: directory with env.py and versions/; the packaged scripts by default.
+    :param allow_data_loss: revert even when a table or column the reverted revisions drop
+        (their `downgrade_drops`) holds rows; by default that is refused before anything runs.
     :returns: the result, with one step per reverted revision.
     :raises MigrationFailedError: a revision's downgrade failed; see `upgrade`.
     :raises UsageError: both or invalid `to`/`steps`, or more steps than revisions applied.
+    :raises DataLossRefusedError: the downgrade would drop rows; naming each object and count.
     """
     if to is not None and steps is not None:
         raise UsageError("give either a target revision or a step count, not both")
@@ -159,6 +179,7 @@ def downgrade(
         statement_timeout=statement_timeout,
         x_arguments=x_arguments,
         script_location=script_location,
+        allow_data_loss=allow_data_loss,
     )
 
 
@@ -179,7 +200,8 @@ def stamp(
     :param revision: the revision the schema is at (`base` clears the record).
     :param lock_wait_timeout: seconds to wait for another run's migration lock.
     :param script_location: directory with env.py and versions/; the packaged scripts by default.
-    :returns: a result with no steps, from the recorded revision to `revision`.
+    :returns: a result with no steps, from the recorded revision to `revision` (an
+        `alembic_version` table with several rows is repaired: `from_revision` lists them all).
     :raises UsageError: bad URL or unknown revision.
     """
     from alembic import command
@@ -189,10 +211,11 @@ def stamp(
     config = build_config(location=script_location)
     target = _resolve(load_scripts(config), revision)
     engine = create_database_engine(url)
-    with connect(engine) as connection:
+    with connect(engine) as connection, _reporting("stamp", connection, target=target):
         acquire_migration_lock(connection, wait_timeout=lock_wait_timeout)
         try:
-            current = current_revision_of(connection)
+            # Several rows are what stamp repairs: read them all, then replace them with one.
+            heads = recorded_revisions(connection)
             config.attributes["connection"] = connection
             command.stamp(config, target or "base", purge=True)
             connection.commit()
@@ -200,7 +223,7 @@ def stamp(
             _release_quietly(connection)
     return MigrationResult(
         command="stamp",
-        from_revision=current,
+        from_revision=",".join(heads) or None,
         to_revision=target,
         target_revision=target,
         steps=(),
@@ -217,7 +240,7 @@ def status(database: str, *, script_location: Path | None = None) -> StatusRepor
     scripts = load_scripts(build_config(location=script_location))
     chain = revision_chain(scripts)
     engine = create_database_engine(normalize_database_url(database))
-    with connect(engine) as connection:
+    with connect(engine) as connection, _reporting("status", connection):
         current = current_revision_of(connection)
     ids = [script.revision for script in chain]
     applied = applied_count(chain, current)
@@ -251,12 +274,14 @@ def plan(
     :param to: target revision (`head`, `base`, an id or a unique prefix).
     :param from_revision: starting revision (`base` allowed); when omitted, the current revision
         of `database`, or base if no database is given.
-    :param database: PostgreSQL URL to read the starting revision from.
+    :param database: PostgreSQL URL to read the starting revision from; if it cannot be
+        reached, `ConnectionFailedError` (never a silent plan from base).
     :param x_arguments: `-x` values for the revisions, as for `upgrade`.
     :param script_location: directory with env.py and versions/; the packaged scripts by default.
     """
     from alembic import command
 
+    validate_revision_arguments(x_arguments or {})
     buffer = io.StringIO()
     config = build_config(location=script_location, x_arguments=x_arguments, output_buffer=buffer)
     scripts = load_scripts(config)
@@ -264,7 +289,7 @@ def plan(
         start = _resolve(scripts, from_revision)
     elif database is not None:
         engine = create_database_engine(normalize_database_url(database))
-        with connect(engine) as connection:
+        with connect(engine) as connection, _reporting("plan", connection):
             start = current_revision_of(connection)
     else:
         start = None
@@ -289,30 +314,64 @@ def dump_schema(database: str) -> str:
     """The database's schema as normalized `pg_dump --schema-only` SQL, ending with the
     `alembic_version` row, ready to commit as docs/structure.sql.
 
+    `pg_dump` gets the password through a passfile that only this process can read, never on
+    its command line, where any user of the machine could see it.
+
     :param database: PostgreSQL URL, as for `upgrade`.
     """
     from rayces.migrations.schema_dump import normalize_dump, run_pg_dump
 
     url = normalize_database_url(database)
     engine = create_database_engine(url)
-    with connect(engine) as connection:
+    with connect(engine) as connection, _reporting("schema dump", connection):
         current = current_revision_of(connection)
-    return normalize_dump(run_pg_dump(url), revision=current)
+    parameters = connection_parameters(url)
+    with _passfile(parameters.get("password")) as passfile:
+        without_password = parameters.with_values({"password": None, "passfile": passfile})
+        return normalize_dump(run_pg_dump(without_password.conninfo()), revision=current)
+
+
+@contextmanager
+def _passfile(password: str | None) -> Iterator[str | None]:
+    """A libpq passfile (mode 0600) holding `password` for any server, removed afterwards."""
+    if not password:
+        yield None
+        return
+    descriptor, path = tempfile.mkstemp(prefix="rayces-pgpass-")
+    try:
+        escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(f"*:*:*:*:{escaped}\n")
+        yield path
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def recorded_revisions(connection: Connection) -> tuple[str, ...]:
+    """Every row of the database's `alembic_version` table (none: base, or no table).
+
+    Ends the read's transaction, so the connection can be handed to Alembic afterwards.
+    """
+    from alembic.runtime.migration import MigrationContext
+
+    heads = tuple(MigrationContext.configure(connection).get_current_heads())
+    connection.commit()
+    return heads
 
 
 def current_revision_of(connection: Connection) -> str | None:
     """The revision in the database's `alembic_version` table; `None` for base (none or no table).
 
     Ends the read's transaction, so the connection can be handed to Alembic afterwards.
-    """
-    from alembic.runtime.migration import MigrationContext
 
-    heads = MigrationContext.configure(connection).get_current_heads()
-    connection.commit()
+    :raises UsageError: the table has several rows (Rayces keeps one line of history).
+    """
+    heads = recorded_revisions(connection)
     if len(heads) > 1:
         raise UsageError(
-            f"the database has several current revisions: {', '.join(heads)}",
-            hint="merge the branches with `alembic merge`",
+            f"the database's alembic_version table has {len(heads)} rows "
+            f"({', '.join(heads)}), but the revisions form one line of history",
+            hint="record the revision the schema is really at with `raycesctl stamp REV`",
         )
     return heads[0] if heads else None
 
@@ -337,46 +396,50 @@ def _run(
     statement_timeout: str | None,
     x_arguments: Mapping[str, str] | None,
     script_location: Path | None,
+    allow_data_loss: bool = True,
 ) -> MigrationResult:
-    """Connect, lock, and run Alembic from the current revision to the chosen target."""
+    """Connect, lock, and run Alembic from the current revision to the chosen target.
+
+    Whatever stops the run (an error, a signal) is reported with a result that says where the
+    database is: read from the database again, never guessed from what was attempted.
+    """
     started = time.monotonic()
     if lock_wait_timeout < 0:
         raise UsageError(
             f"invalid lock wait timeout {lock_wait_timeout:g}", hint="give 0 or more seconds"
         )
+    validate_revision_arguments(x_arguments or {})
     url = normalize_database_url(database)
     config = build_config(location=script_location, x_arguments=x_arguments)
     scripts = load_scripts(config)
     chain = revision_chain(scripts)
     names = {script.revision: revision_name(script) for script in chain}
     engine = create_database_engine(url)
+    run = _RunState(command_name, started, [script.revision for script in chain])
     with connect(engine) as connection:
-        acquire_migration_lock(connection, wait_timeout=lock_wait_timeout)
         try:
+            # Read before waiting for the lock, so that even a lock timeout says where it is.
+            run.before = current_revision_of(connection)
+            acquire_migration_lock(connection, wait_timeout=lock_wait_timeout)
             apply_session_settings(
                 connection, lock_timeout=lock_timeout, statement_timeout=statement_timeout
             )
             connection.commit()
-            current = current_revision_of(connection)
-            target = choose_target(scripts, current)
+            current = run.before = current_revision_of(connection)
+            target = run.target = choose_target(scripts, current)
             direction, planned = revisions_between(chain, current, target)
+            run.planned = planned
             if planned and direction != command_name:
                 raise _wrong_direction(command_name, current, target)
             if planned and current is None:
                 _refuse_unrecorded_tables(connection, chain[0].revision)
+            if planned and command_name == "downgrade" and not allow_data_loss:
+                by_id = {script.revision: script for script in chain}
+                refuse_data_loss(connection, [by_id[rev] for rev in planned], target=target)
             try:
-                steps = _apply(command_name, config, connection, target, names)
+                steps = _apply(command_name, config, connection, target, names, planned=planned)
             except _RevisionFailedError as failure:
-                raise _failed(
-                    command_name,
-                    failure,
-                    planned=planned,
-                    before=current,
-                    target=target,
-                    started=started,
-                    connection=connection,
-                    engine=engine,
-                ) from failure.error
+                raise _failed(run, failure, connection, engine) from failure.error
             return MigrationResult(
                 command=command_name,
                 from_revision=current,
@@ -385,8 +448,102 @@ def _run(
                 steps=tuple(steps),
                 duration_seconds=time.monotonic() - started,
             )
+        except Interrupted as interrupt:
+            raise _interrupted(run, interrupt, connection, engine) from None
+        except MigrationsError as error:
+            if error.result is None:
+                error.result = run.result_without_steps(error.error_info())
+            raise
+        except Exception as error:
+            found = database_error(error, doing=f"preparing the {command_name}")
+            if found is None:
+                raise
+            found.result = run.result_without_steps(found.error_info())
+            raise found from None
         finally:
             _release_quietly(connection)
+            progress.leave_revision()
+
+
+class _RunState:
+    """What a run has learnt so far, for reporting wherever it stops."""
+
+    def __init__(self, command: Direction, started: float, chain: list[str]) -> None:
+        self.command = command
+        self.started = started
+        self.chain = chain
+        self.before: str | None = None
+        self.target: str | None = None
+        self.planned: list[str] = []
+        self.steps: list[MigrationStep] = []
+
+    def result_without_steps(self, error: ErrorInfo) -> MigrationResult:
+        return MigrationResult(
+            command=self.command,
+            from_revision=self.before,
+            to_revision=self.before,
+            target_revision=self.target,
+            error=error,
+            duration_seconds=time.monotonic() - self.started,
+        )
+
+    def settle(self, now: str | None) -> tuple[list[MigrationStep], str | None]:
+        """The steps that really completed, given the revision the database is at `now`, and
+        the planned revision that did not (`None` if all did)."""
+        position = {revision: index for index, revision in enumerate(self.chain)}
+        here = position.get(now or "", -1)
+        if self.command == "upgrade":
+            done = [step for step in self.steps if position.get(step.revision, -1) <= here]
+        else:
+            done = [step for step in self.steps if position.get(step.revision, -1) > here]
+        finished = {step.revision for step in done}
+        pending = [revision for revision in self.planned if revision not in finished]
+        return done, pending[0] if pending else None
+
+
+def _interrupted(
+    run: _RunState, interrupt: Interrupted, connection: Connection, engine: Engine
+) -> RunInterruptedError:
+    position = progress.current_position()
+    now = _revision_after_failure(connection, engine, run.before)
+    done, running = run.settle(now)
+    step = position.step if position.revision == running and running else None
+    where = f" in revision {running}" + (f", step {step}" if step else "") if running else ""
+    error = ErrorInfo(
+        kind=ErrorKind.INTERRUPTED,
+        message=f"interrupted by {interrupt.signal_name}{where}; the running statement was "
+        "cancelled and rolled back",
+        hint=f"the database is at {now or 'base'}; run the same command again to continue",
+        revision=running,
+        step=step,
+    )
+    interrupted = RunInterruptedError(
+        error.message, hint=error.hint, signal_number=interrupt.signal_number
+    )
+    interrupted.result = MigrationResult(
+        command=run.command,
+        from_revision=run.before,
+        to_revision=now,
+        target_revision=run.target,
+        steps=tuple(done),
+        error=error,
+        duration_seconds=time.monotonic() - run.started,
+    )
+    return interrupted
+
+
+@contextmanager
+def _reporting(command_name: str, connection: Connection, **context: Any) -> Iterator[None]:
+    """Turn a database error outside any revision into the `MigrationsError` it stands for."""
+    try:
+        yield
+    except MigrationsError:
+        raise
+    except Exception as error:
+        found = database_error(error, doing=f"running {command_name}")
+        if found is None:
+            raise
+        raise found from None
 
 
 #: Tables the first revision creates; finding one in a database with no recorded revision means
@@ -436,39 +593,38 @@ def _wrong_direction(
 
 
 def _failed(
-    command_name: Direction,
-    failure: _RevisionFailedError,
-    *,
-    planned: list[str],
-    before: str | None,
-    target: str | None,
-    started: float,
-    connection: Connection,
-    engine: Engine,
+    run: _RunState, failure: _RevisionFailedError, connection: Connection, engine: Engine
 ) -> MigrationFailedError:
-    done = len(failure.steps)
-    failed_at = planned[done] if done < len(planned) else None
-    fallback = planned[done - 1] if done else before
-    if command_name == "downgrade" and done:
-        # a reverted revision's parent is the revision before it in the plan, or the target
-        fallback = planned[done] if done < len(planned) else target
-    now = _revision_after_failure(connection, engine, fallback)
+    run.steps = failure.steps
+    now = _revision_after_failure(connection, engine, run.before)
+    # A revision whose COMMIT failed was reported by Alembic before the commit: what completed
+    # is what the database says, not what the callbacks saw.
+    done, failed_at = run.settle(now)
+    original = getattr(failure.error, "orig", None) or failure.error
+    permission = getattr(original, "sqlstate", None) == "42501"
     error = ErrorInfo(
-        kind=MigrationFailedError.kind,
+        kind=ErrorKind.PERMISSION_DENIED if permission else MigrationFailedError.kind,
         message=f"revision {failed_at or '?'} failed: {first_line(failure.error)}",
-        hint=f"the database stays at {now or 'base'}; fix the cause and run again",
+        hint=(permission_hint(first_line(original)) + "; " if permission else "")
+        + f"the database stays at {now or 'base'}; fix the cause and run again",
         revision=failed_at,
+        step=_step_in(failed_at),
     )
     result = MigrationResult(
-        command=command_name,
-        from_revision=before,
+        command=run.command,
+        from_revision=run.before,
         to_revision=now,
-        target_revision=target,
-        steps=tuple(failure.steps),
+        target_revision=run.target,
+        steps=tuple(done),
         error=error,
-        duration_seconds=time.monotonic() - started,
+        duration_seconds=time.monotonic() - run.started,
     )
     return MigrationFailedError(error.message, hint=error.hint, result=result)
+
+
+def _step_in(revision: str | None) -> str | None:
+    position = progress.current_position()
+    return position.step if revision and position.revision == revision else None
 
 
 def _apply(
@@ -477,6 +633,8 @@ def _apply(
     connection: Connection,
     target: str | None,
     names: Mapping[str, str],
+    *,
+    planned: Sequence[str],
 ) -> list[MigrationStep]:
     from alembic import command
 
@@ -500,7 +658,11 @@ def _apply(
             "%s %s %s (%.3fs)", applied.direction, revision, applied.name, applied.duration_seconds
         )
         last = now
+        if len(steps) < len(planned):
+            progress.enter_revision(planned[len(steps)], direction)
 
+    if planned:
+        progress.enter_revision(planned[0], direction)
     config.attributes["connection"] = connection
     config.attributes["on_version_apply"] = record
     try:

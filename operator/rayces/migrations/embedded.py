@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rayces.migrations.errors import ConnectionFailedError
+from rayces.migrations.settings import Settings
 
 #: Name of the database created inside the embedded server.
 EMBEDDED_DATABASE = "rayces"
@@ -43,17 +44,18 @@ class EmbeddedServerState:
 ROOT_DEFAULT_DATA_DIR = Path("/var/lib/rayces/embedded-postgres")
 
 
-def default_data_dir() -> Path:
+def default_data_dir(settings: Settings) -> Path:
     """`$RAYCES_DATA_DIR`, else `${XDG_DATA_HOME:-~/.local/share}/rayces/embedded-postgres`
-    (as root without either: `/var/lib/rayces/embedded-postgres`)."""
-    explicit = os.environ.get("RAYCES_DATA_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg_data_home = os.environ.get("XDG_DATA_HOME")
-    if not xdg_data_home and os.geteuid() == 0:
+    (as root without either: `/var/lib/rayces/embedded-postgres`).
+
+    :param settings: the run's settings, read from the environment once.
+    """
+    if settings.data_dir is not None:
+        return settings.data_dir
+    if settings.xdg_data_home is None and settings.running_as_root:
         return ROOT_DEFAULT_DATA_DIR
-    base = xdg_data_home or str(Path.home() / ".local" / "share")
-    return Path(base).expanduser() / "rayces" / "embedded-postgres"
+    base = settings.xdg_data_home or (settings.home or Path.home()) / ".local" / "share"
+    return base / "rayces" / "embedded-postgres"
 
 
 def _database_url(server_url: str) -> str:

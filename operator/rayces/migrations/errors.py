@@ -8,12 +8,9 @@ error has a one-line message and a hint saying what to do next.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from rayces.migrations.results import ErrorKind
-
-if TYPE_CHECKING:
-    from rayces.migrations.results import MigrationResult
+from rayces.migrations.results import DataLoss, ErrorInfo, ErrorKind, MigrationResult
 
 
 class MigrationsError(Exception):
@@ -29,6 +26,25 @@ class MigrationsError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: the run's result when the error happened during one (where the database is, the
+        #: steps done); set by `rayces.migrations.commands`, else `None`
+        self.result: MigrationResult | None = None
+
+    def error_info(self) -> ErrorInfo:
+        return ErrorInfo(kind=self.kind, message=self.message, hint=self.hint)
+
+    def to_result(self, command: str) -> MigrationResult:
+        """The result to report for this error: the run's own if it got that far, else one
+        with only the command and the error (revisions `None`: not known)."""
+        if self.result is not None:
+            return self.result
+        return MigrationResult(
+            command=command,
+            from_revision=None,
+            to_revision=None,
+            target_revision=None,
+            error=self.error_info(),
+        )
 
 
 class UsageError(MigrationsError):
@@ -69,6 +85,43 @@ class MigrationFailedError(MigrationsError):
     def __init__(self, message: str, *, hint: str = "", result: MigrationResult) -> None:
         super().__init__(message, hint=hint)
         self.result = result
+
+
+class PermissionDeniedError(MigrationsError):
+    """The database role lacks a privilege (SQLSTATE 42501); the hint names it."""
+
+    kind = ErrorKind.PERMISSION_DENIED
+
+
+class DataLossRefusedError(MigrationsError):
+    """A downgrade would drop tables or columns that hold rows, and that was not allowed.
+
+    :param data_loss: each object that holds rows, with its row count.
+    """
+
+    kind = ErrorKind.DATA_LOSS_REFUSED
+
+    def __init__(self, message: str, *, hint: str = "", data_loss: tuple[DataLoss, ...]) -> None:
+        super().__init__(message, hint=hint)
+        self.data_loss = data_loss
+
+    def error_info(self) -> ErrorInfo:
+        return ErrorInfo(
+            kind=self.kind, message=self.message, hint=self.hint, data_loss=self.data_loss
+        )
+
+
+class RunInterruptedError(MigrationsError):
+    """The run was stopped by a signal (SIGINT, SIGTERM) and cleaned up after itself.
+
+    :param signal_number: the signal; the process should exit 128 + it.
+    """
+
+    kind = ErrorKind.INTERRUPTED
+
+    def __init__(self, message: str, *, hint: str = "", signal_number: int) -> None:
+        super().__init__(message, hint=hint)
+        self.signal_number = signal_number
 
 
 class SchemaDumpError(MigrationsError):

@@ -22,7 +22,6 @@ keyword argument whose default keeps the old behaviour) instead.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,22 +85,14 @@ def default_organization_settings() -> DefaultOrganization:
     """Name and subdomain of the default organization, as configured for this run.
 
     In order: the Alembic `-x default_organization_name=...` and
-    `-x default_organization_subdomain=...` arguments, then the environment variables
-    `RAYCES_DEFAULT_ORGANIZATION_NAME` and `RAYCES_DEFAULT_ORGANIZATION_SUBDOMAIN`, then
-    "Default Organization" and "default". Raises ValueError when the subdomain is not a DNS label
-    or the name is blank, before anything is written.
+    `-x default_organization_subdomain=...` arguments (which `raycesctl` and env.py fill from
+    `RAYCES_DEFAULT_ORGANIZATION_NAME` and `RAYCES_DEFAULT_ORGANIZATION_SUBDOMAIN`; revisions
+    never read the environment), then "Default Organization" and "default". Raises ValueError
+    when the subdomain is not a DNS label or the name is blank, before anything is written.
     """
     arguments = context.get_x_argument(as_dictionary=True)
-    name = (
-        arguments.get("default_organization_name")
-        or os.environ.get("RAYCES_DEFAULT_ORGANIZATION_NAME")
-        or DEFAULT_ORGANIZATION.name
-    )
-    subdomain = (
-        arguments.get("default_organization_subdomain")
-        or os.environ.get("RAYCES_DEFAULT_ORGANIZATION_SUBDOMAIN")
-        or DEFAULT_ORGANIZATION.subdomain
-    )
+    name = arguments.get("default_organization_name") or DEFAULT_ORGANIZATION.name
+    subdomain = arguments.get("default_organization_subdomain") or DEFAULT_ORGANIZATION.subdomain
     if not name.strip():
         raise ValueError("the default organization's name must not be blank")
     if not _SUBDOMAIN.match(subdomain):

@@ -92,6 +92,25 @@ _EXIT_CODE_OF_KIND: dict[ErrorKind, ExitCode] = {
 
 _RETRYABLE_KINDS = frozenset({ErrorKind.CONNECTION, ErrorKind.LOCK_TIMEOUT, ErrorKind.INTERRUPTED})
 
+#: What each exit code means, for `raycesctl --help` and the README.
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "success (also: nothing to do)",
+    ExitCode.FAILED: "a revision failed (the database stays at the last revision that "
+    "completed; the JSON's to_revision says which), or another operation failed",
+    ExitCode.USAGE: "usage error: bad option, database URL, revision, step count or value",
+    ExitCode.CONNECTION: "cannot connect to the database (or lost it), or the embedded "
+    "PostgreSQL did not start; retryable",
+    ExitCode.LOCK_TIMEOUT: "another run held the migration lock longer than "
+    "--lock-wait-timeout; retryable",
+    ExitCode.DATA_LOSS_REFUSED: "rollback refused: it would drop tables or columns that hold "
+    "rows (see --allow-data-loss)",
+    ExitCode.PERMISSION_DENIED: "the database role lacks a privilege; the hint names it",
+    ExitCode.VERIFICATION_FAILED: "a verification found the database not as expected",
+    ExitCode.PRECONDITION_FAILED: "the database is not in a state the command can start from",
+    ExitCode.INTERRUPTED: "interrupted by SIGINT (the JSON says where; run again to resume)",
+    ExitCode.TERMINATED: "terminated by SIGTERM (as the kubelet sends it); as 130",
+}
+
 
 def error_kind(value: str) -> ErrorKind:
     """The kind named `value`; an unknown name (from a newer writer) reads as `internal`."""
@@ -124,6 +143,17 @@ class MigrationStep:
 
 
 @dataclass(frozen=True)
+class DataLoss:
+    """A table or column a downgrade would drop, and how many rows hold data in it."""
+
+    object: str
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": self.object, "rows": self.rows}
+
+
+@dataclass(frozen=True)
 class ErrorInfo:
     """Why a run failed: a kind the caller can branch on, a message, a hint, and the revision
     (and, inside it, the step) that was running when it failed, if one was."""
@@ -133,6 +163,8 @@ class ErrorInfo:
     hint: str = ""
     revision: str | None = None
     step: str | None = None
+    #: for `data_loss_refused`: what the downgrade would drop, with row counts
+    data_loss: tuple[DataLoss, ...] = ()
 
     @property
     def retryable(self) -> bool:
@@ -146,6 +178,7 @@ class ErrorInfo:
             "hint": self.hint,
             "revision": self.revision,
             "step": self.step,
+            "data_loss": [loss.to_dict() for loss in self.data_loss],
         }
 
     @classmethod
@@ -156,6 +189,11 @@ class ErrorInfo:
             hint=str(document.get("hint") or ""),
             revision=_optional_str(document.get("revision")),
             step=_optional_str(document.get("step")),
+            data_loss=tuple(
+                DataLoss(object=str(loss.get("object")), rows=int(loss.get("rows") or 0))
+                for loss in document.get("data_loss") or []
+                if isinstance(loss, dict)
+            ),
         )
 
 
