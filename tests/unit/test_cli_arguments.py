@@ -138,3 +138,76 @@ def test_help_imports_neither_sqlalchemy_nor_alembic() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.strip() == "[]"
+
+
+def test_help_lists_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    from rayces.migrations.results import EXIT_CODE_MEANINGS
+
+    assert main(["migrate", "--help"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert set(EXIT_CODE_MEANINGS) == set(ExitCode)
+    for code in ExitCode:
+        assert f"  {int(code):<4} " in out
+
+
+def test_a_usage_error_is_a_json_result_too(
+    tmp_path: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    from pathlib import Path
+
+    from rayces.migrations.settings import Settings
+
+    message = Path(str(tmp_path)) / "termination-log"
+    argv = ["migrate", "--bogus", "-o", "json", "--termination-message-path", str(message)]
+    assert main(argv, settings=Settings()) == EXIT_USAGE
+    result = json.loads(capsys.readouterr().out)
+    assert result["command"] == "migrate"
+    assert result["error"]["kind"] == "usage"
+    assert result["schema_version"] == 1
+    assert json.loads(message.read_text()) == result
+
+
+def test_a_command_group_is_one_module_with_add_parsers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What another group (`operator`, `seed`, ...) does to join: add_parsers, one line."""
+    import types
+
+    from rayces.cli import main as cli_main
+    from rayces.cli.dispatch import run
+    from rayces.cli.invocation import Invocation
+    from rayces.cli.parser import SharedOptions, Subcommands, add_command, build_parser
+    from rayces.migrations.settings import Settings
+
+    def hello(invocation: Invocation) -> int:
+        invocation.output.result({"command": "hello", "name": invocation.args.name})
+        if not invocation.output.json:
+            invocation.output.line(f"hello {invocation.args.name}")
+        return ExitCode.OK
+
+    def add_parsers(commands: Subcommands, options: SharedOptions) -> None:
+        parser = add_command(commands, "hello", "say hello", "", [options.output], handler=hello)
+        parser.add_argument("name")
+
+    group = types.SimpleNamespace(add_parsers=add_parsers)
+    parser = build_parser((*cli_main.COMMAND_GROUPS, group))
+    assert run(parser, ["hello", "ana"], Settings()) == EXIT_OK
+    assert capsys.readouterr().out == "hello ana\n"
+    assert run(parser, ["hello", "ana", "-o", "json"], Settings()) == EXIT_OK
+    assert '"name": "ana"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["migrate", "--lock-timeout", "400us"], "below 1ms", id="sub-millisecond"),
+        pytest.param(["migrate", "--statement-timeout", "25d"], "longer than", id="too-long"),
+        pytest.param(["migrate", "--connect-timeout", "-1"], "0 or more", id="connect-timeout"),
+    ],
+)
+def test_timeouts_out_of_range_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_USAGE
+    assert message in capsys.readouterr().err

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from rayces.cli.invocation import Invocation
 from rayces.cli.output import Output
@@ -22,9 +21,6 @@ from rayces.migrations.errors import MigrationsError, RunInterruptedError, Usage
 from rayces.migrations.results import ErrorInfo, ErrorKind, ExitCode, MigrationResult
 from rayces.migrations.settings import Settings
 from rayces.migrations.signals import Interrupted, interruptible
-
-if TYPE_CHECKING:
-    pass
 
 
 def run(parser: ArgumentParser, argv: Sequence[str], settings: Settings) -> int:
