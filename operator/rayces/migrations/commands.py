@@ -211,7 +211,7 @@ def stamp(
     config = build_config(location=script_location)
     target = _resolve(load_scripts(config), revision)
     engine = create_database_engine(url)
-    with connect(engine) as connection, _reporting("stamp", connection, target=target):
+    with connect(engine) as connection, _reporting("stamp"):
         acquire_migration_lock(connection, wait_timeout=lock_wait_timeout)
         try:
             # Several rows are what stamp repairs: read them all, then replace them with one.
@@ -240,7 +240,7 @@ def status(database: str, *, script_location: Path | None = None) -> StatusRepor
     scripts = load_scripts(build_config(location=script_location))
     chain = revision_chain(scripts)
     engine = create_database_engine(normalize_database_url(database))
-    with connect(engine) as connection, _reporting("status", connection):
+    with connect(engine) as connection, _reporting("status"):
         current = current_revision_of(connection)
     ids = [script.revision for script in chain]
     applied = applied_count(chain, current)
@@ -289,7 +289,7 @@ def plan(
         start = _resolve(scripts, from_revision)
     elif database is not None:
         engine = create_database_engine(normalize_database_url(database))
-        with connect(engine) as connection, _reporting("plan", connection):
+        with connect(engine) as connection, _reporting("plan"):
             start = current_revision_of(connection)
     else:
         start = None
@@ -323,7 +323,7 @@ def dump_schema(database: str) -> str:
 
     url = normalize_database_url(database)
     engine = create_database_engine(url)
-    with connect(engine) as connection, _reporting("schema dump", connection):
+    with connect(engine) as connection, _reporting("schema dump"):
         current = current_revision_of(connection)
     parameters = connection_parameters(url)
     with _passfile(parameters.get("password")) as passfile:
@@ -512,7 +512,7 @@ def _interrupted(
     error = ErrorInfo(
         kind=ErrorKind.INTERRUPTED,
         message=f"interrupted by {interrupt.signal_name}{where}; the running statement was "
-        "cancelled and rolled back",
+        "cancelled and the open transaction rolled back",
         hint=f"the database is at {now or 'base'}; run the same command again to continue",
         revision=running,
         step=step,
@@ -533,7 +533,7 @@ def _interrupted(
 
 
 @contextmanager
-def _reporting(command_name: str, connection: Connection, **context: Any) -> Iterator[None]:
+def _reporting(command_name: str) -> Iterator[None]:
     """Turn a database error outside any revision into the `MigrationsError` it stands for."""
     try:
         yield
