@@ -43,13 +43,13 @@ def status_command(invocation: Invocation) -> int:
     from rayces.migrations import commands
     from rayces.migrations.connection_url import parse_database_url
 
-    database = invocation.database()
-    report = commands.status(database)
+    url = invocation.database_url()
+    report = commands.status(invocation.connection_string(url))
     output = invocation.output
     output.result(report.to_dict())
     if output.json:
         return ExitCode.OK
-    output.line(f"database: {parse_database_url(database).describe()}")
+    output.line(f"database: {parse_database_url(url).describe()}")
     output.line(
         f"current revision: {revision_label(report.current_revision)}"
         f" (head: {revision_label(report.head_revision)}, {len(report.pending)} pending)"

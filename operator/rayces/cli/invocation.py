@@ -46,19 +46,22 @@ class Invocation:
             application_name=default_application_name(self.settings.hostname),
         ).conninfo()
 
-    def database(self) -> str:
-        """The database to work on: the URL given, else the embedded PostgreSQL's (started if
-        needed)."""
+    def database_url(self) -> str:
+        """The URL given, else the embedded PostgreSQL's (started if needed), as given."""
         url = self.given_database_url
         if url:
-            return self.connection_string(url)
+            return url
         from rayces.migrations.embedded import start_embedded_server
 
         data_dir = self.data_dir()
         self.output.progress(
             f"using the embedded PostgreSQL in {data_dir} (`raycesctl embedded stop`)"
         )
-        return self.connection_string(start_embedded_server(data_dir))
+        return start_embedded_server(data_dir)
+
+    def database(self) -> str:
+        """The connection string of the database to work on (see `database_url`)."""
+        return self.connection_string(self.database_url())
 
     def revision_arguments(self) -> dict[str, str]:
         """`-x` values: the environment's, then `-x` options, then the named options."""

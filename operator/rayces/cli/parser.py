@@ -136,7 +136,8 @@ def _database_options() -> ArgumentParser:
         metavar="URL",
         help="PostgreSQL URL (postgresql://USER:PASSWORD@HOST:5432/DBNAME, postgres://, "
         "postgresql+psycopg://, or libpq's key=value form); it must name a user, a database and "
-        "a host; default: $DATABASE_URL, else the embedded PostgreSQL",
+        "a host; default: $DATABASE_URL (better for a password: the command line of a process is "
+        "visible to every user of the machine), else the embedded PostgreSQL",
     )
     group.add_argument(
         "--connect-timeout",

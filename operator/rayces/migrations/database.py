@@ -112,8 +112,12 @@ def connection_parameters(
     parameters = parse_database_url(url)
     if connect_timeout is not None:
         parameters = parameters.with_values({"connect_timeout": _whole_seconds(connect_timeout)})
-    options = " ".join(filter(None, [parameters.get("options"), SERVER_LIVENESS_OPTIONS]))
-    return parameters.with_values({"options": options}).with_defaults(
+    given = parameters.get("options") or ""
+    if SERVER_LIVENESS_OPTIONS not in given:  # applied twice, it stays once
+        parameters = parameters.with_values(
+            {"options": " ".join(filter(None, [given, SERVER_LIVENESS_OPTIONS]))}
+        )
+    return parameters.with_defaults(
         {
             "connect_timeout": str(CONNECT_TIMEOUT_SECONDS),
             "application_name": application_name or default_application_name(),
