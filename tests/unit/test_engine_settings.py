@@ -108,3 +108,11 @@ def test_the_first_signal_interrupts_the_next_are_ignored(
 )
 def test_permission_hints_name_the_privilege(message: str, expected: str) -> None:
     assert expected in permission_hint(message)
+
+
+def test_once_the_result_is_being_written_a_signal_is_only_noted() -> None:
+    with interruptible() as guard:
+        guard.hold()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+    assert guard.received == [signal.SIGTERM]

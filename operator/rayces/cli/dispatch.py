@@ -42,23 +42,25 @@ def run(parser: ArgumentParser, argv: Sequence[str], settings: Settings) -> int:
     invocation = Invocation(args=args, settings=settings, output=output)
     handler: Handler = args.handler
     command = command_name(args)
-    try:
-        with interruptible():
+    with interruptible() as guard:
+        output.before_result = guard.hold
+        try:
             return handler(invocation)
-    except Interrupted as interrupt:
-        return _report_failure(
-            invocation,
-            command,
-            RunInterruptedError(
-                f"interrupted by {interrupt.signal_name}",
-                hint="nothing was left half done; run the same command again",
-                signal_number=interrupt.signal_number,
-            ),
-        )
-    except MigrationsError as error:
-        return _report_failure(invocation, command, error)
-    except Exception as error:
-        return _report_failure(invocation, command, _unexpected(error, settings, output))
+        except Interrupted as interrupt:
+            return _report_failure(
+                invocation,
+                command,
+                RunInterruptedError(
+                    f"interrupted by {interrupt.signal_name}",
+                    hint="nothing was left half done; run the same command again",
+                    signal_number=interrupt.signal_number,
+                ),
+            )
+        except MigrationsError as error:
+            return _report_failure(invocation, command, error)
+        except Exception as error:
+            guard.hold()
+            return _report_failure(invocation, command, _unexpected(error, settings, output))
 
 
 def command_name(args: argparse.Namespace) -> str:

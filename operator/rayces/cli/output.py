@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ class Output:
     quiet: bool = False
     termination_message_path: str | None = None
     secrets: set[str] = field(default_factory=set)
+    #: called before a result is written: signals must not cut it short from then on
+    before_result: Callable[[], None] = lambda: None
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         self.secrets.update(secret for secret in secrets if secret)
@@ -71,6 +73,7 @@ class Output:
 
     def error(self, message: str, hint: str = "") -> None:
         """The one line a failure gets on stderr."""
+        self.before_result()
         one_line = " ".join(message.split())
         suffix = f" (hint: {' '.join(hint.split())})" if hint else ""
         self.stderr(f"{PROG}: error: {one_line}{suffix}")
@@ -91,6 +94,7 @@ class Output:
     def result(self, document: dict[str, Any]) -> None:
         """A command's result: the termination message, and JSON on stdout if asked for.
         Text output is the command's own business."""
+        self.before_result()
         self.termination_message(document)
         if self.json:
             self.document(document)

@@ -13,7 +13,9 @@ statement and waiting for the server to stop it, so the cancellation is done by 
 owns the connection, at the moment the signal arrives. SQLAlchemy then discards the connection,
 which ends the server session: its transaction rolls back and its advisory lock is released.
 Alembic's transaction blocks and `rayces.migrations.commands` only clean up and report on the way
-out. Further signals during that cleanup are ignored, so a second Ctrl-C cannot cut it short.
+out. Further signals during that cleanup are ignored, so a second Ctrl-C cannot cut it short; and
+once the caller starts writing its result (`SignalGuard.hold()`), a first signal is only noted,
+so that a result is never cut in half or followed by a second one.
 """
 
 from __future__ import annotations
@@ -44,25 +46,36 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signal_number
 
 
-@contextmanager
-def interruptible() -> Iterator[None]:
-    """Turn the first SIGINT or SIGTERM into `Interrupted` while the block runs.
+class SignalGuard:
+    """The signals received while `interruptible()` is active, and whether they still interrupt."""
 
-    Outside the main thread (where Python cannot install handlers) this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.holding = False
 
-    def handle(signal_number: int, frame: FrameType | None) -> None:
-        received.append(signal_number)
-        if len(received) == 1:
+    def hold(self) -> None:
+        """From now on, note signals without interrupting (the result is being written)."""
+        self.holding = True
+
+    def handle(self, signal_number: int, frame: FrameType | None) -> None:
+        self.received.append(signal_number)
+        if len(self.received) == 1 and not self.holding:
             raise Interrupted(signal_number)
 
-    previous = {number: signal.signal(number, handle) for number in HANDLED_SIGNALS}
+
+@contextmanager
+def interruptible() -> Iterator[SignalGuard]:
+    """Turn the first SIGINT or SIGTERM into `Interrupted` while the block runs.
+
+    Outside the main thread (where Python cannot install handlers) signals are left alone.
+    """
+    guard = SignalGuard()
+    if threading.current_thread() is not threading.main_thread():
+        yield guard
+        return
+    previous = {number: signal.signal(number, guard.handle) for number in HANDLED_SIGNALS}
     try:
-        yield
+        yield guard
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
