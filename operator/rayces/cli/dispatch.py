@@ -83,6 +83,9 @@ def _report_failure(invocation: Invocation, command: str, error: MigrationsError
     result = error.to_result(command)
     info = result.error or error.error_info()
     output = invocation.output
+    cause = error.__cause__ or error.__context__
+    if invocation.settings.debug and cause is not None:
+        output.stderr("".join(traceback.format_exception(cause)).rstrip())
     output.error(first_line(info.message) if info.message else error.message, info.hint)
     output.result(result.to_dict())
     if isinstance(error, RunInterruptedError):

@@ -8,7 +8,11 @@ operator, the tests and a notebook call them the same way.
 
 Runs that change the schema hold the migration advisory lock on the connection that runs the
 revisions, and run each revision in its own transaction: when one fails, the database stays at the
-last revision that completed, and the result says which one that is.
+last revision that completed, and the result says which one that is (read back from the
+database, so a revision whose COMMIT failed is not counted as done). Inside
+`rayces.migrations.signals.interruptible()`, SIGINT and SIGTERM end a run the same way, with an
+`interrupted` result naming the revision and step. A rollback first counts the rows it would
+drop (`rayces.migrations.data_loss`) and refuses unless data loss is allowed.
 """
 
 from __future__ import annotations

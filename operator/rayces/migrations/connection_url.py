@@ -38,7 +38,10 @@ SECRET_KEYWORDS = frozenset({"password", "sslpassword"})
 #: message would make it unreadable, and such a password protects nothing anyway.
 MIN_SCRUBBED_SECRET_LENGTH = 4
 
-URL_HINT = "use postgresql://USER:PASSWORD@HOST:5432/DBNAME (or host=... user=... dbname=...)"
+URL_HINT = (
+    "use postgresql://USER@HOST:5432/DBNAME, with :PASSWORD after USER if one is needed "
+    "(or host=... user=... dbname=...)"
+)
 
 _KEYWORD_PAIR = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']*)\s*")
 _PLAIN_VALUE = re.compile(r"^[^\s'\\]+$")
