@@ -292,7 +292,9 @@ def populated_upgrade(server_url: str, users: int, posts: int, likes: int) -> Po
         after = _row_counts(database_url)
         if after != before:
             raise RuntimeError(f"rows lost in the upgrade: before {before}, after {after}")
-        downgrade_seconds = _run([raycesctl, "rollback", "--to", BASELINE_REVISION], database_url)
+        downgrade_seconds = _run(
+            [raycesctl, "rollback", "--to", BASELINE_REVISION, "--allow-data-loss"], database_url
+        )
         if _row_counts(database_url) != before:
             raise RuntimeError("rows lost in the downgrade to the baseline")
         return PopulatedUpgrade(seconds, downgrade_seconds, after, watcher, probe)
