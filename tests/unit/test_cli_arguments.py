@@ -178,9 +178,12 @@ def test_a_command_group_is_one_module_with_add_parsers(
     from rayces.cli.dispatch import run
     from rayces.cli.invocation import Invocation
     from rayces.cli.parser import SharedOptions, Subcommands, add_command, build_parser
+    from rayces.migrations.errors import UsageError
     from rayces.migrations.settings import Settings
 
     def hello(invocation: Invocation) -> int:
+        if invocation.args.name == "nobody":
+            raise UsageError("nobody to greet", hint="give a name")
         invocation.output.result({"command": "hello", "name": invocation.args.name})
         if not invocation.output.json:
             invocation.output.line(f"hello {invocation.args.name}")
@@ -189,6 +192,7 @@ def test_a_command_group_is_one_module_with_add_parsers(
     def add_parsers(commands: Subcommands, options: SharedOptions) -> None:
         parser = add_command(commands, "hello", "say hello", "", [options.output], handler=hello)
         parser.add_argument("name")
+        parser.set_defaults(result_command="hello world")
 
     group = types.SimpleNamespace(add_parsers=add_parsers)
     parser = build_parser((*cli_main.COMMAND_GROUPS, group))
@@ -196,6 +200,10 @@ def test_a_command_group_is_one_module_with_add_parsers(
     assert capsys.readouterr().out == "hello ana\n"
     assert run(parser, ["hello", "ana", "-o", "json"], Settings()) == EXIT_OK
     assert '"name": "ana"' in capsys.readouterr().out
+    assert run(parser, ["hello", "nobody", "-o", "json"], Settings()) == EXIT_USAGE
+    failure = capsys.readouterr()
+    assert '"command": "hello world"' in failure.out
+    assert failure.err == "raycesctl: error: nobody to greet (hint: give a name)\n"
 
 
 @pytest.mark.parametrize(

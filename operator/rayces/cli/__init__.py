@@ -23,7 +23,8 @@ Adding a command group is one module and one line:
    commands with `parser.add_command(commands, ...)` (parents from `options`) and sets
    `handler=` on each to a function `(Invocation) -> int` that calls one function of the layer
    below and reports through `invocation.output`; raise a `MigrationsError` (or let one through)
-   for failures: dispatch reports it;
+   for failures: dispatch reports it (a nested command names itself in results with
+   `set_defaults(result_command="tenant archive")`);
 2. add the module to `COMMAND_GROUPS` in `main.py`.
 
 Import SQLAlchemy, Alembic, psycopg, kopf or kubernetes only inside handlers:

@@ -64,7 +64,10 @@ def run(parser: ArgumentParser, argv: Sequence[str], settings: Settings) -> int:
 
 
 def command_name(args: argparse.Namespace) -> str:
-    """The command's name in results: `upgrade`, `downgrade`, `stamp`, `schema dump`, ..."""
+    """The command's name in results: `upgrade`, `downgrade`, `stamp`, `schema dump`, ...
+    (a command group may set its own with `set_defaults(result_command=...)`)."""
+    if getattr(args, "result_command", None):
+        return str(args.result_command)
     name = {"migrate": "upgrade", "rollback": "downgrade"}.get(args.command, args.command)
     sub = getattr(args, "schema_command", None) or getattr(args, "embedded_command", None)
     return f"{name} {sub}" if sub else str(name)
