@@ -62,6 +62,25 @@ def _raycesctl_sessions(database_url: str) -> list[tuple[int, str | None, str | 
     return [(int(pid), wait, state) for pid, wait, state in rows]
 
 
+def _polls_for_the_lock(database_url: str) -> bool:
+    """Whether a raycesctl session keeps coming back to the server (every 0.25 s while it polls
+    for the lock), rather than having made its one-off start-up queries."""
+
+    def last_activity() -> set[object]:
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            rows = connection.execute(
+                "SELECT state_change FROM pg_stat_activity "
+                "WHERE application_name LIKE 'raycesctl@%' AND datname = current_database()"
+            ).fetchall()
+        return {row[0] for row in rows}
+
+    samples = []
+    for _ in range(3):
+        samples.append(last_activity())
+        time.sleep(0.6)
+    return all(samples) and samples[0] != samples[1] != samples[2]
+
+
 def _lock_is_free(database_url: str) -> bool:
     with psycopg.connect(database_url, autocommit=True) as connection:
         taken = connection.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
@@ -152,3 +171,23 @@ def test_sigkill_leaves_no_session_holding_the_lock(
     process.communicate(timeout=PATIENCE_SECONDS)
     _wait_for(lambda: not _raycesctl_sessions(database_url), "the server to end the session")
     assert _lock_is_free(database_url)
+
+
+def test_a_signal_while_waiting_for_the_migration_lock(database_url: str) -> None:
+    commands.upgrade(database_url, REVISIONS[1])
+    with psycopg.connect(database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        process = _raycesctl("migrate", "--database-url", database_url, "--output", "json")
+        try:
+            _wait_for(lambda: _polls_for_the_lock(database_url), "raycesctl to poll for the lock")
+            process.send_signal(signal.SIGTERM)
+            stdout, stderr = process.communicate(timeout=PATIENCE_SECONDS)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 143, stderr
+    result = json.loads(stdout)
+    assert result["error"]["kind"] == "interrupted"
+    assert result["error"]["revision"] is None  # none had started
+    assert (result["from_revision"], result["to_revision"]) == (REVISIONS[1], REVISIONS[1])
+    assert result["steps"] == []
