@@ -512,11 +512,17 @@ def _interrupted(
     now = _revision_after_failure(connection, engine, run.before)
     done, running = run.settle(now)
     step = position.step if position.revision == running and running else None
-    where = f" in revision {running}" + (f", step {step}" if step else "") if running else ""
+    if running and (done or position.revision == running):
+        step_text = f", step {step}" if step else ""
+        what = (
+            f" in revision {running}{step_text}; the running statement was cancelled and the "
+            "open transaction rolled back"
+        )
+    else:
+        running, what = None, " before any revision ran; nothing was changed"
     error = ErrorInfo(
         kind=ErrorKind.INTERRUPTED,
-        message=f"interrupted by {interrupt.signal_name}{where}; the running statement was "
-        "cancelled and the open transaction rolled back",
+        message=f"interrupted by {interrupt.signal_name}{what}",
         hint=f"the database is at {now or 'base'}; run the same command again to continue",
         revision=running,
         step=step,
