@@ -131,6 +131,36 @@ class StateMachine:
         ]
         return problems
 
+    def consistency_predicates(self) -> tuple[tuple[str, str], ...]:
+        """(SQL predicate over a row, problem) for every way a stored row can be inconsistent.
+
+        The same rules as `violations`, for finding bad rows with SQL (`raycesctl verify`).
+        """
+        predicates: list[tuple[str, str]] = []
+        for state in self.states:
+            is_state = f"{self.column} = {_literal(state)}"
+            for column in self.required.get(state, ()):
+                predicates.append(
+                    (f"{is_state} AND {column} IS NULL", f"state {state} requires {column}")
+                )
+            for column in self.stamp_columns:
+                if column not in self.may_set(state):
+                    predicates.append(
+                        (
+                            f"{is_state} AND {column} IS NOT NULL",
+                            f"state {state} does not allow {column}",
+                        )
+                    )
+        for condition in self.conditions:
+            predicates.append(
+                (
+                    f"{self.column} = {_literal(condition.state)} "
+                    f"AND NOT ({condition.sql(self.table)})",
+                    condition.message,
+                )
+            )
+        return tuple(predicates)
+
 
 class StateMachineError(Exception):
     """Base of the errors a state machine raises; `message` is one line."""
