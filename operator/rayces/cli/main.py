@@ -342,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
             parents=[database, output],
         )
         sub.set_defaults(handler=handler)
+    from rayces.cli import tenant_commands
+
+    tenant_commands.add_parsers(commands, parents=[database, output], resolve_database=_database)
     return parser
 
 
