@@ -181,3 +181,12 @@ def test_the_session_declares_its_tenant_to_postgresql(
     assert declared == tenants.b
     # Hand-written SQL in the same session sees what RLS allows: tenant B only.
     assert raw.one() == (1, tenants.b)
+
+
+def test_plain_sql_sees_a_tenant_set_after_the_transaction_began(
+    application_session: Session, tenants: Tenants
+) -> None:
+    application_session.execute(text("SELECT 1"))  # the transaction begins with no tenant
+    with tenant_scope(tenants.a):
+        visible = application_session.execute(text("SELECT organization_id FROM roles")).all()
+    assert visible == [(tenants.a,)]

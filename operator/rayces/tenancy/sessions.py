@@ -62,23 +62,25 @@ def _after_begin(session: Session, transaction: SessionTransaction, connection: 
 
 
 def _do_orm_execute(state: ORMExecuteState) -> None:
+    tenant = current_tenant()
+    session = state.session
+    # The transaction may have begun before the tenant was set (or under another one): declare
+    # it before any statement, plain SQL included, so RLS sees what the application sees.
+    if tenant is not None and session.info.get(_DECLARED, None) != tenant:
+        declare_tenant(session.connection(), tenant)
+        session.info[_DECLARED] = tenant
     if not (state.is_select or state.is_update or state.is_delete):
         return
     if not any(_is_tenant_owned(mapper.class_) for mapper in state.all_mappers):
         return
     if working_without_tenant():
         return
-    tenant = current_tenant()
     if tenant is None:
         names = ", ".join(sorted(m.class_.__name__ for m in state.all_mappers))
         raise NoTenantError(
             f"query on tenant-owned {names} with no tenant declared: wrap it in "
             "tenant_scope(organization_id), or in without_tenant() to work across tenants"
         )
-    session = state.session
-    if session.info.get(_DECLARED, None) != tenant and session.in_transaction():
-        declare_tenant(session.connection(), tenant)
-        session.info[_DECLARED] = tenant
     state.statement = state.statement.options(
         with_loader_criteria(
             TenantOwned,
