@@ -66,9 +66,11 @@ def _do_orm_execute(state: ORMExecuteState) -> None:
     session = state.session
     # The transaction may have begun before the tenant was set (or under another one): declare
     # it before any statement, plain SQL included, so RLS sees what the application sees.
-    if tenant is not None and session.info.get(_DECLARED, None) != tenant:
-        declare_tenant(session.connection(), tenant)
-        session.info[_DECLARED] = tenant
+    if tenant is not None:
+        connection = session.connection()  # begins the transaction: `after_begin` declares
+        if session.info.get(_DECLARED, None) != tenant:
+            declare_tenant(connection, tenant)
+            session.info[_DECLARED] = tenant
     if not (state.is_select or state.is_update or state.is_delete):
         return
     if not any(_is_tenant_owned(mapper.class_) for mapper in state.all_mappers):
