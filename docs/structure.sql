@@ -833,31 +833,31 @@ ALTER TABLE public.roles ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.students ENABLE ROW LEVEL SECURITY;
 
-CREATE POLICY tenant_isolation ON public.appointments USING ((organization_id = public.current_organization_id())) WITH CHECK ((organization_id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.appointments USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
-CREATE POLICY tenant_isolation ON public.availability_rules USING ((organization_id = public.current_organization_id())) WITH CHECK ((organization_id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.availability_rules USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
-CREATE POLICY tenant_isolation ON public.credit_balances USING ((organization_id = public.current_organization_id())) WITH CHECK ((organization_id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.credit_balances USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
-CREATE POLICY tenant_isolation ON public.credit_transactions USING ((organization_id = public.current_organization_id())) WITH CHECK ((organization_id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.credit_transactions USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
-CREATE POLICY tenant_isolation ON public.likes USING ((organization_id = public.current_organization_id())) WITH CHECK ((organization_id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.likes USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
-CREATE POLICY tenant_isolation ON public.organizations FOR SELECT USING ((id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.organizations FOR SELECT USING ((id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
-CREATE POLICY tenant_isolation ON public.posts USING ((organization_id = public.current_organization_id())) WITH CHECK ((organization_id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.posts USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
-CREATE POLICY tenant_isolation ON public.professionals USING ((organization_id = public.current_organization_id())) WITH CHECK ((organization_id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.professionals USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
-CREATE POLICY tenant_isolation ON public.roles USING ((organization_id = public.current_organization_id())) WITH CHECK ((organization_id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.roles USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
-CREATE POLICY tenant_isolation ON public.students USING ((organization_id = public.current_organization_id())) WITH CHECK ((organization_id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.students USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
-CREATE POLICY tenant_isolation ON public.time_slots USING ((organization_id = public.current_organization_id())) WITH CHECK ((organization_id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.time_slots USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
-CREATE POLICY tenant_isolation ON public.user_roles USING ((organization_id = public.current_organization_id())) WITH CHECK ((organization_id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.user_roles USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
-CREATE POLICY tenant_isolation ON public.users USING ((organization_id = public.current_organization_id())) WITH CHECK ((organization_id = public.current_organization_id()));
+CREATE POLICY tenant_isolation ON public.users USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
 
 ALTER TABLE public.time_slots ENABLE ROW LEVEL SECURITY;
 

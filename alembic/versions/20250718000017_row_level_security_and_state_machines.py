@@ -67,6 +67,10 @@ CREATE FUNCTION public.current_organization_id() RETURNS bigint
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$SELECT NULLIF(current_setting('app.current_organization_id', true), '')::bigint$$"""
 
+# As a scalar subquery the declared tenant is read once per statement (an InitPlan), not once
+# per row, and serves as an index condition.
+_DECLARED_TENANT = "(SELECT public.current_organization_id())"
+
 _CREATE_ROLE_IF_ALLOWED = f"""\
 DO $role$
 BEGIN
@@ -373,13 +377,13 @@ def upgrade() -> None:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(
             f"CREATE POLICY tenant_isolation ON {table} "
-            "USING (organization_id = public.current_organization_id()) "
-            "WITH CHECK (organization_id = public.current_organization_id())"
+            f"USING (organization_id = {_DECLARED_TENANT}) "
+            f"WITH CHECK (organization_id = {_DECLARED_TENANT})"
         )
     op.execute("ALTER TABLE organizations ENABLE ROW LEVEL SECURITY")
     op.execute(
         "CREATE POLICY tenant_isolation ON organizations FOR SELECT "
-        "USING (id = public.current_organization_id())"
+        f"USING (id = {_DECLARED_TENANT})"
     )
     op.execute(_CREATE_ROLE_IF_ALLOWED)
     op.execute(_if_role_exists(_GRANTS))
