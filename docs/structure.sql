@@ -16,6 +16,239 @@ CREATE TYPE public.timerange AS RANGE (
     subtype_diff = public.time_subtype_diff
 );
 
+CREATE FUNCTION public.appointments_state_machine() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.state IS DISTINCT FROM OLD.state
+           AND NEW.state IN ('draft', 'pre_confirmed', 'confirmed', 'executed', 'cancelled')
+           AND (OLD.state, NEW.state) NOT IN (
+               ('draft', 'pre_confirmed'),
+               ('pre_confirmed', 'confirmed'),
+               ('confirmed', 'executed'),
+               ('draft', 'cancelled'),
+               ('pre_confirmed', 'cancelled'),
+               ('confirmed', 'cancelled')
+           ) THEN
+            RAISE EXCEPTION
+                'appointments %: no appointment event leads from % to %',
+                OLD.id, OLD.state, NEW.state
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_appointments_state_machine';
+        END IF;
+        IF OLD.confirmed_at IS NOT NULL AND NEW.confirmed_at IS DISTINCT FROM OLD.confirmed_at THEN
+            RAISE EXCEPTION
+                'appointments %: confirmed_at is set once and never changed',
+                OLD.id
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_appointments_state_machine';
+        END IF;
+        IF OLD.executed_at IS NOT NULL AND NEW.executed_at IS DISTINCT FROM OLD.executed_at THEN
+            RAISE EXCEPTION
+                'appointments %: executed_at is set once and never changed',
+                OLD.id
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_appointments_state_machine';
+        END IF;
+        IF OLD.cancelled_at IS NOT NULL AND NEW.cancelled_at IS DISTINCT FROM OLD.cancelled_at THEN
+            RAISE EXCEPTION
+                'appointments %: cancelled_at is set once and never changed',
+                OLD.id
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_appointments_state_machine';
+        END IF;
+    END IF;
+    IF NEW.state = 'draft' AND NEW.confirmed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state draft does not allow confirmed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'draft' AND NEW.executed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state draft does not allow executed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'draft' AND NEW.cancelled_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state draft does not allow cancelled_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'pre_confirmed' AND NEW.confirmed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state pre_confirmed does not allow confirmed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'pre_confirmed' AND NEW.executed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state pre_confirmed does not allow executed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'pre_confirmed' AND NEW.cancelled_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state pre_confirmed does not allow cancelled_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'confirmed' AND NEW.confirmed_at IS NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state confirmed requires confirmed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'confirmed' AND NEW.executed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state confirmed does not allow executed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'confirmed' AND NEW.cancelled_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state confirmed does not allow cancelled_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'executed' AND NEW.confirmed_at IS NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state executed requires confirmed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'executed' AND NEW.executed_at IS NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state executed requires executed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'executed' AND NEW.cancelled_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state executed does not allow cancelled_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'cancelled' AND NEW.cancelled_at IS NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state cancelled requires cancelled_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'cancelled' AND NEW.executed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state cancelled does not allow executed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'executed' AND NOT (NEW.executed_at >= NEW.starts_at) THEN
+        RAISE EXCEPTION
+            'appointments %: an appointment cannot be executed before it starts',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION public.credit_transactions_state_machine() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF OLD.status IN ('completed') AND NEW IS DISTINCT FROM OLD THEN
+            RAISE EXCEPTION
+                'credit_transactions %: a credit transaction that is % cannot change',
+                OLD.id, OLD.status
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_credit_transactions_state_machine',
+                      HINT = 'record a compensating transaction instead';
+        END IF;
+        IF NEW.status IS DISTINCT FROM OLD.status
+           AND NEW.status IN ('pending', 'completed', 'failed', 'cancelled')
+           AND (OLD.status, NEW.status) NOT IN (
+               ('pending', 'completed'),
+               ('pending', 'failed'),
+               ('pending', 'cancelled')
+           ) THEN
+            RAISE EXCEPTION
+                'credit_transactions %: no credit transaction event leads from % to %',
+                OLD.id, OLD.status, NEW.status
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_credit_transactions_state_machine';
+        END IF;
+        IF OLD.processed_at IS NOT NULL AND NEW.processed_at IS DISTINCT FROM OLD.processed_at THEN
+            RAISE EXCEPTION
+                'credit_transactions %: processed_at is set once and never changed',
+                OLD.id
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_credit_transactions_state_machine';
+        END IF;
+    END IF;
+    IF NEW.status = 'pending' AND NEW.processed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'credit_transactions %: state pending does not allow processed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_credit_transactions_state_machine';
+    END IF;
+    IF NEW.status = 'completed' AND NEW.processed_at IS NULL THEN
+        RAISE EXCEPTION
+            'credit_transactions %: state completed requires processed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_credit_transactions_state_machine';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION public.current_organization_id() RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$SELECT NULLIF(current_setting('app.current_organization_id', true), '')::bigint$$;
+
+CREATE FUNCTION public.students_state_machine() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.state IS DISTINCT FROM OLD.state
+           AND NEW.state IN ('admission', 'active', 'inactive', 'discharged')
+           AND (OLD.state, NEW.state) NOT IN (
+               ('admission', 'active'),
+               ('active', 'inactive'),
+               ('inactive', 'active'),
+               ('active', 'discharged'),
+               ('inactive', 'discharged')
+           ) THEN
+            RAISE EXCEPTION
+                'students %: no student event leads from % to %',
+                OLD.id, OLD.state, NEW.state
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_students_state_machine';
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
 CREATE TABLE public.alembic_version (
     version_num character varying(32) NOT NULL
 );
@@ -458,6 +691,8 @@ CREATE INDEX index_credit_transactions_on_org_id_and_appointment_id ON public.cr
 
 CREATE INDEX index_credit_transactions_on_org_id_and_credit_balance_id ON public.credit_transactions USING btree (organization_id, credit_balance_id);
 
+CREATE UNIQUE INDEX index_credit_transactions_on_org_id_and_payment_reference ON public.credit_transactions USING btree (organization_id, payment_reference) WHERE (payment_reference IS NOT NULL);
+
 CREATE INDEX index_likes_on_organization_id_and_post_id ON public.likes USING btree (organization_id, post_id);
 
 CREATE INDEX index_likes_on_organization_id_and_user_id ON public.likes USING btree (organization_id, user_id);
@@ -487,6 +722,12 @@ CREATE UNIQUE INDEX index_users_on_organization_id_and_email ON public.users USI
 CREATE INDEX index_users_on_organization_id_and_role ON public.users USING btree (organization_id, role);
 
 CREATE UNIQUE INDEX index_users_on_reset_password_token ON public.users USING btree (reset_password_token);
+
+CREATE TRIGGER trg_appointments_state_machine BEFORE INSERT OR UPDATE ON public.appointments FOR EACH ROW EXECUTE FUNCTION public.appointments_state_machine();
+
+CREATE TRIGGER trg_credit_transactions_state_machine BEFORE INSERT OR UPDATE ON public.credit_transactions FOR EACH ROW EXECUTE FUNCTION public.credit_transactions_state_machine();
+
+CREATE TRIGGER trg_students_state_machine BEFORE INSERT OR UPDATE ON public.students FOR EACH ROW EXECUTE FUNCTION public.students_state_machine();
 
 ALTER TABLE ONLY public.appointments
     ADD CONSTRAINT fk_appointments_client FOREIGN KEY (organization_id, client_id) REFERENCES public.users(organization_id, id);
@@ -572,4 +813,56 @@ ALTER TABLE ONLY public.user_roles
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT fk_users_organization FOREIGN KEY (organization_id) REFERENCES public.organizations(id);
 
-INSERT INTO public.alembic_version (version_num) VALUES ('20250718000016');
+ALTER TABLE public.appointments ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.availability_rules ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.credit_balances ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.credit_transactions ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.likes ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.organizations ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.posts ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.professionals ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.roles ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.students ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_isolation ON public.appointments USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+CREATE POLICY tenant_isolation ON public.availability_rules USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+CREATE POLICY tenant_isolation ON public.credit_balances USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+CREATE POLICY tenant_isolation ON public.credit_transactions USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+CREATE POLICY tenant_isolation ON public.likes USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+CREATE POLICY tenant_isolation ON public.organizations FOR SELECT USING ((id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+CREATE POLICY tenant_isolation ON public.posts USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+CREATE POLICY tenant_isolation ON public.professionals USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+CREATE POLICY tenant_isolation ON public.roles USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+CREATE POLICY tenant_isolation ON public.students USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+CREATE POLICY tenant_isolation ON public.time_slots USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+CREATE POLICY tenant_isolation ON public.user_roles USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+CREATE POLICY tenant_isolation ON public.users USING ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id))) WITH CHECK ((organization_id = ( SELECT public.current_organization_id() AS current_organization_id)));
+
+ALTER TABLE public.time_slots ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.user_roles ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.users ENABLE ROW LEVEL SECURITY;
+
+INSERT INTO public.alembic_version (version_num) VALUES ('20250718000017');

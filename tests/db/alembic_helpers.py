@@ -32,7 +32,7 @@ from rayces.migrations.embedded import temporary_database
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT_LOCATION = REPOSITORY_ROOT / "alembic"
 BASELINE = "20240606034427"
-HEAD = "20250718000016"
+HEAD = "20250718000017"
 
 
 def alembic_config(

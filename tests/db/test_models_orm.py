@@ -84,6 +84,8 @@ def test_a_tenant_books_an_appointment_paid_with_credits(session: Session) -> No
         amount=5,
         transaction_type=CreditTransactionType.PURCHASE,
         status=CreditTransactionStatus.COMPLETED,
+        # A completed transaction carries when it was processed (the state trigger requires it).
+        processed_at=STARTS_AT,
     )
     debit = CreditTransaction(
         organization=org,

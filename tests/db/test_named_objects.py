@@ -101,6 +101,8 @@ DESIGN_INDEXES = [
            "organization_id", "credit_balance_id"),
     _index("credit_transactions", "index_credit_transactions_on_org_id_and_appointment_id",
            "organization_id", "appointment_id"),
+    _index("credit_transactions", "index_credit_transactions_on_org_id_and_payment_reference",
+           "organization_id", "payment_reference", unique=True),
     _index("availability_rules", "index_availability_rules_on_org_id_and_professional_id",
            "organization_id", "professional_id"),
     _gist("availability_rules", "excl_availability_rules_no_overlap",

@@ -422,3 +422,110 @@ def termination_message(document: dict[str, Any], limit: int = TERMINATION_MESSA
             separators=(",", ":"),
         )
     return text
+
+
+@dataclass(frozen=True)
+class TenantResult:
+    """The outcome of `seed`, `tenant archive`, `tenant purge` and `verify` (one organization or,
+    for verify, possibly all), in the same versioned contract as `MigrationResult`.
+
+    Which fields a command fills: `seed` `organization_created`, `changed_fields` and
+    `rows_created`; `tenant archive` `previous_status`; `tenant purge` `rows_removed`; `verify`
+    `checks` and `violations` (each `{check, table, id, message}`). `changed` says whether the
+    database was modified, so an operator can tell a no-op from work done.
+    """
+
+    command: str
+    organization: str | None = None
+    organization_id: int | None = None
+    changed: bool = False
+    organization_created: bool | None = None
+    changed_fields: dict[str, Any] | None = None
+    rows_created: dict[str, int] | None = None
+    previous_status: str | None = None
+    rows_removed: dict[str, int] | None = None
+    checks: tuple[str, ...] = ()
+    violations: tuple[dict[str, Any], ...] = ()
+    error: ErrorInfo | None = None
+    duration_seconds: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "command": self.command,
+            "status": "succeeded" if self.succeeded else "failed",
+            "organization": self.organization,
+            "organization_id": self.organization_id,
+            "changed": self.changed,
+            "organization_created": self.organization_created,
+            "changed_fields": self.changed_fields,
+            "rows_created": self.rows_created,
+            "previous_status": self.previous_status,
+            "rows_removed": self.rows_removed,
+            "checks": list(self.checks),
+            "violations": list(self.violations),
+            "duration_seconds": round(self.duration_seconds, 6),
+            "error": self.error.to_dict() if self.error else None,
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def termination_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
+        """As `termination_message`, dropping the last violations first (`violations_omitted`)."""
+        document = self.to_dict()
+        violations = list(document["violations"])
+        omitted = 0
+        while violations and _size({**document, "violations": violations}) > limit - 32:
+            violations.pop()
+            omitted += 1
+        if omitted:
+            document["violations"] = violations
+            document["violations_omitted"] = omitted
+        return termination_message(document, limit)
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> TenantResult:
+        """Read a result back; fields a newer writer added are ignored.
+
+        :raises ValueError: the document is not a result, or has a newer `schema_version`.
+        """
+        version = document.get("schema_version", 0)
+        if not isinstance(version, int) or version > RESULT_SCHEMA_VERSION:
+            raise ValueError(
+                f"result schema_version {version!r} is newer than {RESULT_SCHEMA_VERSION}"
+            )
+        if not isinstance(document.get("command"), str):
+            raise ValueError("not a raycesctl result: no 'command'")
+        error = document.get("error")
+        organization_id = document.get("organization_id")
+        return cls(
+            command=document["command"],
+            organization=_optional_str(document.get("organization")),
+            organization_id=organization_id if isinstance(organization_id, int) else None,
+            changed=bool(document.get("changed")),
+            organization_created=document.get("organization_created"),
+            changed_fields=document.get("changed_fields"),
+            rows_created=document.get("rows_created"),
+            previous_status=_optional_str(document.get("previous_status")),
+            rows_removed=document.get("rows_removed"),
+            checks=tuple(str(check) for check in document.get("checks") or ()),
+            violations=tuple(v for v in document.get("violations") or () if isinstance(v, dict)),
+            error=ErrorInfo.from_dict(error) if isinstance(error, dict) else None,
+            duration_seconds=float(document.get("duration_seconds") or 0.0),
+        )
+
+    @classmethod
+    def from_termination_message(cls, message: str) -> TenantResult:
+        """Read the result a seed, tenant or verify Job wrote to its termination message."""
+        try:
+            document = json.loads(message)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"termination message is not JSON: {error.msg}") from None
+        if not isinstance(document, dict):
+            raise ValueError("termination message is not a JSON object")
+        return cls.from_dict(document)

@@ -77,6 +77,14 @@ class CreditTransaction(IdentityKey, TenantOwned, CreatedUpdatedAt, Base):
         Index("idx_credit_trans_org_user_date", "organization_id", "user_id", "created_at"),
         Index("idx_credit_trans_org_status", "organization_id", "status"),
         Index("idx_credit_trans_payment_ref", "payment_reference"),
+        # A payment is recorded once per organization (revision 20250718000017).
+        Index(
+            "index_credit_transactions_on_org_id_and_payment_reference",
+            "organization_id",
+            "payment_reference",
+            unique=True,
+            postgresql_where=text("payment_reference IS NOT NULL"),
+        ),
         Index(
             "index_credit_transactions_on_org_id_and_credit_balance_id",
             "organization_id",

@@ -1,0 +1,415 @@
+"""Row-level security on every tenant-owned table, the `rayces_app` role, and state triggers.
+
+Tenant isolation by the database itself, beneath whatever the application does:
+
+- `public.current_organization_id()` reads the tenant a transaction declared with
+  `SELECT set_config('app.current_organization_id', '<id>', true)`; NULL when none was declared.
+- Every tenant-owned table gets `ENABLE ROW LEVEL SECURITY` and a policy `tenant_isolation`
+  for all commands: a row is visible, and may be written, only when its `organization_id` is the
+  declared tenant. With no tenant declared nothing is visible. `organizations` shows its own row
+  only. The table owner (the migrating role) is not subject to RLS (no `FORCE`), so migrations,
+  seeds and administrators keep full access.
+- The role `rayces_app` (NOLOGIN; an administrator grants LOGIN or membership) is created when the
+  migrating role may create roles, and granted the table privileges the application needs. When it
+  cannot be created here, an administrator creates it and runs this revision's grants again (see
+  docs/schema.md, "Row-level security"); the policies apply to every role but the owner anyway.
+- `index_credit_transactions_on_org_id_and_payment_reference`: a payment reference is recorded
+  once per organization, so a purchase callback delivered twice cannot credit twice.
+- A trigger per state machine (appointments, students, credit_transactions), rendered from the
+  transition tables in `rayces.domain.state_machines` and kept here as literal SQL, so this
+  revision never changes meaning; a test checks the literal against the tables.
+
+The role is cluster-wide and may serve other databases: the downgrade revokes its privileges in
+this database and leaves the role itself.
+
+Revision ID: 20250718000017
+Revises: 20250718000016
+Create Date: 2025-07-18 00:00:17
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from rayces.migrations.online_operations import (
+    create_index_concurrently,
+    drop_index_concurrently,
+)
+
+revision: str = "20250718000017"
+down_revision: str | None = "20250718000016"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+APPLICATION_ROLE = "rayces_app"
+
+TENANT_TABLES = (
+    "users",
+    "posts",
+    "likes",
+    "students",
+    "professionals",
+    "appointments",
+    "roles",
+    "user_roles",
+    "credit_balances",
+    "credit_transactions",
+    "availability_rules",
+    "time_slots",
+)
+
+PAYMENT_REFERENCE_INDEX = "index_credit_transactions_on_org_id_and_payment_reference"
+
+_CURRENT_ORGANIZATION_FUNCTION = """\
+CREATE FUNCTION public.current_organization_id() RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$SELECT NULLIF(current_setting('app.current_organization_id', true), '')::bigint$$"""
+
+# As a scalar subquery the declared tenant is read once per statement (an InitPlan), not once
+# per row, and serves as an index condition.
+_DECLARED_TENANT = "(SELECT public.current_organization_id())"
+
+_CREATE_ROLE_IF_ALLOWED = f"""\
+DO $role$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APPLICATION_ROLE}')
+       AND (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) THEN
+        CREATE ROLE {APPLICATION_ROLE} NOLOGIN;
+    END IF;
+END
+$role$"""
+
+
+def _if_role_exists(statements: Sequence[str]) -> str:
+    body = "\n".join(f"        EXECUTE {_quote(statement)};" for statement in statements)
+    return (
+        "DO $grants$\nBEGIN\n"
+        f"    IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{APPLICATION_ROLE}') THEN\n"
+        f"{body}\n"
+        "    END IF;\nEND\n$grants$"
+    )
+
+
+def _quote(statement: str) -> str:
+    return "'" + statement.replace("'", "''") + "'"
+
+
+_GRANTS = (
+    f"GRANT USAGE ON SCHEMA public TO {APPLICATION_ROLE}",
+    f"GRANT SELECT ON public.organizations TO {APPLICATION_ROLE}",
+    f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(TENANT_TABLES)} TO {APPLICATION_ROLE}",
+    f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APPLICATION_ROLE}",
+)
+
+_REVOKES = (
+    f"REVOKE USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public FROM {APPLICATION_ROLE}",
+    f"REVOKE ALL ON {', '.join(TENANT_TABLES)} FROM {APPLICATION_ROLE}",
+    f"REVOKE ALL ON public.organizations FROM {APPLICATION_ROLE}",
+    f"REVOKE USAGE ON SCHEMA public FROM {APPLICATION_ROLE}",
+)
+
+# (table, trigger, function, CREATE FUNCTION, CREATE TRIGGER)
+STATE_MACHINE_TRIGGERS: tuple[tuple[str, str, str, str, str], ...] = (
+    (
+        "appointments",
+        "trg_appointments_state_machine",
+        "appointments_state_machine",
+        """\
+CREATE FUNCTION public.appointments_state_machine() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $function$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.state IS DISTINCT FROM OLD.state
+           AND NEW.state IN ('draft', 'pre_confirmed', 'confirmed', 'executed', 'cancelled')
+           AND (OLD.state, NEW.state) NOT IN (
+               ('draft', 'pre_confirmed'),
+               ('pre_confirmed', 'confirmed'),
+               ('confirmed', 'executed'),
+               ('draft', 'cancelled'),
+               ('pre_confirmed', 'cancelled'),
+               ('confirmed', 'cancelled')
+           ) THEN
+            RAISE EXCEPTION
+                'appointments %: no appointment event leads from % to %',
+                OLD.id, OLD.state, NEW.state
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_appointments_state_machine';
+        END IF;
+        IF OLD.confirmed_at IS NOT NULL AND NEW.confirmed_at IS DISTINCT FROM OLD.confirmed_at THEN
+            RAISE EXCEPTION
+                'appointments %: confirmed_at is set once and never changed',
+                OLD.id
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_appointments_state_machine';
+        END IF;
+        IF OLD.executed_at IS NOT NULL AND NEW.executed_at IS DISTINCT FROM OLD.executed_at THEN
+            RAISE EXCEPTION
+                'appointments %: executed_at is set once and never changed',
+                OLD.id
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_appointments_state_machine';
+        END IF;
+        IF OLD.cancelled_at IS NOT NULL AND NEW.cancelled_at IS DISTINCT FROM OLD.cancelled_at THEN
+            RAISE EXCEPTION
+                'appointments %: cancelled_at is set once and never changed',
+                OLD.id
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_appointments_state_machine';
+        END IF;
+    END IF;
+    IF NEW.state = 'draft' AND NEW.confirmed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state draft does not allow confirmed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'draft' AND NEW.executed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state draft does not allow executed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'draft' AND NEW.cancelled_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state draft does not allow cancelled_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'pre_confirmed' AND NEW.confirmed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state pre_confirmed does not allow confirmed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'pre_confirmed' AND NEW.executed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state pre_confirmed does not allow executed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'pre_confirmed' AND NEW.cancelled_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state pre_confirmed does not allow cancelled_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'confirmed' AND NEW.confirmed_at IS NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state confirmed requires confirmed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'confirmed' AND NEW.executed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state confirmed does not allow executed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'confirmed' AND NEW.cancelled_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state confirmed does not allow cancelled_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'executed' AND NEW.confirmed_at IS NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state executed requires confirmed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'executed' AND NEW.executed_at IS NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state executed requires executed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'executed' AND NEW.cancelled_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state executed does not allow cancelled_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'cancelled' AND NEW.cancelled_at IS NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state cancelled requires cancelled_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'cancelled' AND NEW.executed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'appointments %: state cancelled does not allow executed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    IF NEW.state = 'executed' AND NOT (NEW.executed_at >= NEW.starts_at) THEN
+        RAISE EXCEPTION
+            'appointments %: an appointment cannot be executed before it starts',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_appointments_state_machine';
+    END IF;
+    RETURN NEW;
+END
+$function$""",
+        """\
+CREATE TRIGGER trg_appointments_state_machine
+    BEFORE INSERT OR UPDATE ON public.appointments
+    FOR EACH ROW EXECUTE FUNCTION public.appointments_state_machine()""",
+    ),
+    (
+        "students",
+        "trg_students_state_machine",
+        "students_state_machine",
+        """\
+CREATE FUNCTION public.students_state_machine() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $function$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.state IS DISTINCT FROM OLD.state
+           AND NEW.state IN ('admission', 'active', 'inactive', 'discharged')
+           AND (OLD.state, NEW.state) NOT IN (
+               ('admission', 'active'),
+               ('active', 'inactive'),
+               ('inactive', 'active'),
+               ('active', 'discharged'),
+               ('inactive', 'discharged')
+           ) THEN
+            RAISE EXCEPTION
+                'students %: no student event leads from % to %',
+                OLD.id, OLD.state, NEW.state
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_students_state_machine';
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$function$""",
+        """\
+CREATE TRIGGER trg_students_state_machine
+    BEFORE INSERT OR UPDATE ON public.students
+    FOR EACH ROW EXECUTE FUNCTION public.students_state_machine()""",
+    ),
+    (
+        "credit_transactions",
+        "trg_credit_transactions_state_machine",
+        "credit_transactions_state_machine",
+        """\
+CREATE FUNCTION public.credit_transactions_state_machine() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $function$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF OLD.status IN ('completed') AND NEW IS DISTINCT FROM OLD THEN
+            RAISE EXCEPTION
+                'credit_transactions %: a credit transaction that is % cannot change',
+                OLD.id, OLD.status
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_credit_transactions_state_machine',
+                      HINT = 'record a compensating transaction instead';
+        END IF;
+        IF NEW.status IS DISTINCT FROM OLD.status
+           AND NEW.status IN ('pending', 'completed', 'failed', 'cancelled')
+           AND (OLD.status, NEW.status) NOT IN (
+               ('pending', 'completed'),
+               ('pending', 'failed'),
+               ('pending', 'cancelled')
+           ) THEN
+            RAISE EXCEPTION
+                'credit_transactions %: no credit transaction event leads from % to %',
+                OLD.id, OLD.status, NEW.status
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_credit_transactions_state_machine';
+        END IF;
+        IF OLD.processed_at IS NOT NULL AND NEW.processed_at IS DISTINCT FROM OLD.processed_at THEN
+            RAISE EXCEPTION
+                'credit_transactions %: processed_at is set once and never changed',
+                OLD.id
+                USING ERRCODE = 'check_violation',
+                      CONSTRAINT = 'trg_credit_transactions_state_machine';
+        END IF;
+    END IF;
+    IF NEW.status = 'pending' AND NEW.processed_at IS NOT NULL THEN
+        RAISE EXCEPTION
+            'credit_transactions %: state pending does not allow processed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_credit_transactions_state_machine';
+    END IF;
+    IF NEW.status = 'completed' AND NEW.processed_at IS NULL THEN
+        RAISE EXCEPTION
+            'credit_transactions %: state completed requires processed_at',
+            NEW.id
+            USING ERRCODE = 'check_violation',
+                  CONSTRAINT = 'trg_credit_transactions_state_machine';
+    END IF;
+    RETURN NEW;
+END
+$function$""",
+        """\
+CREATE TRIGGER trg_credit_transactions_state_machine
+    BEFORE INSERT OR UPDATE ON public.credit_transactions
+    FOR EACH ROW EXECUTE FUNCTION public.credit_transactions_state_machine()""",
+    ),
+)
+
+
+def upgrade() -> None:
+    op.execute(_CURRENT_ORGANIZATION_FUNCTION)
+    for table in TENANT_TABLES:
+        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        op.execute(
+            f"CREATE POLICY tenant_isolation ON {table} "
+            f"USING (organization_id = {_DECLARED_TENANT}) "
+            f"WITH CHECK (organization_id = {_DECLARED_TENANT})"
+        )
+    op.execute("ALTER TABLE organizations ENABLE ROW LEVEL SECURITY")
+    op.execute(
+        "CREATE POLICY tenant_isolation ON organizations FOR SELECT "
+        f"USING (id = {_DECLARED_TENANT})"
+    )
+    op.execute(_CREATE_ROLE_IF_ALLOWED)
+    op.execute(_if_role_exists(_GRANTS))
+    for _, _, _, function, trigger in STATE_MACHINE_TRIGGERS:
+        op.execute(function)
+        op.execute(trigger)
+    with op.get_context().autocommit_block():
+        create_index_concurrently(
+            PAYMENT_REFERENCE_INDEX,
+            "credit_transactions",
+            ["organization_id", "payment_reference"],
+            unique=True,
+            where="payment_reference IS NOT NULL",
+        )
+
+
+def downgrade() -> None:
+    with op.get_context().autocommit_block():
+        drop_index_concurrently(PAYMENT_REFERENCE_INDEX)
+    for table, trigger, function, _, _ in reversed(STATE_MACHINE_TRIGGERS):
+        op.execute(f"DROP TRIGGER {trigger} ON {table}")
+        op.execute(f"DROP FUNCTION public.{function}()")
+    op.execute(_if_role_exists(_REVOKES))
+    op.execute("DROP POLICY tenant_isolation ON organizations")
+    op.execute("ALTER TABLE organizations DISABLE ROW LEVEL SECURITY")
+    for table in reversed(TENANT_TABLES):
+        op.execute(f"DROP POLICY tenant_isolation ON {table}")
+        op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+    op.execute("DROP FUNCTION public.current_organization_id()")

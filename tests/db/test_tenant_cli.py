@@ -1,0 +1,154 @@
+"""`raycesctl seed`, `tenant archive|purge` and `verify` as the operator's Jobs run them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from tests.db.alembic_helpers import connect
+
+from rayces.cli.main import main
+from rayces.migrations.results import TenantResult
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any], str]:
+    code = main([*argv, "--output", "json", "--quiet"] if argv[0] != "migrate" else list(argv))
+    captured = capsys.readouterr()
+    document = json.loads(captured.out) if captured.out.strip().startswith("{") else {}
+    return code, document, captured.err
+
+
+@pytest.fixture
+def database(database_url: str, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["migrate", "--database-url", database_url, "--quiet"]) == 0
+    capsys.readouterr()
+    return database_url
+
+
+def test_seed_twice_then_verify(
+    database: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    message = tmp_path / "termination-log"
+    seed = ["seed", "--database-url", database, "--org", "acme", "--name", "Acme",
+            "--time-zone", "Europe/Madrid", "--profile", "demo", "--initial-credits", "5",
+            "--slot-days", "3", "--termination-message-path", str(message)]  # fmt: skip
+    code, first, _ = run(capsys, *seed)
+    assert code == 0
+    assert first["status"] == "succeeded"
+    assert first["changed"] is True
+    assert first["organization_created"] is True
+    assert first["rows_created"]["roles"] == 4
+    result = TenantResult.from_termination_message(message.read_text())
+    assert result.organization_id == first["organization_id"]
+    assert result.rows_created == first["rows_created"]
+
+    code, second, _ = run(capsys, *seed)
+    assert (code, second["changed"], second["rows_created"]) == (0, False, {})
+
+    code, verified, _ = run(capsys, "verify", "--database-url", database, "--org", "acme")
+    assert code == 0, verified
+    assert verified["violations"] == []
+    assert verified["checks"] == ["revision", "models", "rls", "ledger", "states", "bookings"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        pytest.param(["seed", "--org", "acme", "--time-zone", "Nowhere/City"], (2, "usage",
+                     "'Nowhere/City' is not an IANA time zone"), id="bad-time-zone"),
+        pytest.param(["seed", "--org", "acme", "--initial-credits", "-4"], (2, "usage",
+                     "--initial-credits must be 0 or more, not -4"), id="negative-credits"),
+        pytest.param(["seed", "--org", "Not A Slug"], (2, "usage",
+                     "is not a valid organization slug"), id="bad-slug"),
+        pytest.param(["tenant", "archive", "--org", "ghost"], (8, "precondition_failed",
+                     "no organization has the slug 'ghost'"), id="archive-unknown"),
+        pytest.param(["tenant", "purge", "--org", "ghost", "--yes"], (8, "precondition_failed",
+                     "no organization has the slug 'ghost'"), id="purge-unknown"),
+        pytest.param(["tenant", "purge", "--org", "ghost"], (2, "usage",
+                     "cannot be undone; nothing was done"), id="purge-without-yes"),
+        pytest.param(["verify", "--org", "ghost"], (8, "precondition_failed",
+                     "no organization has the slug 'ghost'"), id="verify-unknown"),
+    ],
+)  # fmt: skip
+def test_bad_requests_fail_in_one_line(
+    database: str,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    expected: tuple[int, str, str],
+) -> None:
+    code, kind, message = expected
+    exit_code, document, stderr = run(capsys, *argv, "--database-url", database)
+    assert exit_code == code
+    assert document["error"]["kind"] == kind
+    assert message in document["error"]["message"]
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
+
+
+def test_archive_then_purge(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "seed", "--database-url", database, "--org", "gone", "--profile", "demo")
+    code, archived, _ = run(
+        capsys, "tenant", "archive", "--database-url", database, "--org", "gone"
+    )
+    assert (code, archived["previous_status"], archived["changed"]) == (0, "active", True)
+    code, purged, _ = run(
+        capsys, "tenant", "purge", "--database-url", database, "--org", "gone", "--yes"
+    )
+    assert code == 0
+    assert purged["rows_removed"]["organizations"] == 1
+    assert purged["rows_removed"]["roles"] == 4
+    with connect(database) as connection:
+        assert connection.scalar(text("SELECT count(*) FROM users")) == 0
+
+
+TAMPERING = {
+    "tampered-balance": (
+        "UPDATE credit_balances SET balance = balance + 7 WHERE id = (SELECT min(id) FROM "
+        "credit_balances)",
+        "ledger",
+        "credit_balances",
+    ),
+    "state-without-timestamp": (
+        "ALTER TABLE appointments DISABLE TRIGGER trg_appointments_state_machine; "
+        "UPDATE appointments SET confirmed_at = NULL WHERE state = 'confirmed'; "
+        "ALTER TABLE appointments ENABLE TRIGGER trg_appointments_state_machine",
+        "state",
+        "appointments",
+    ),
+    "rls-off": ("ALTER TABLE students DISABLE ROW LEVEL SECURITY", "rls", "students"),
+}
+
+
+@pytest.mark.parametrize(
+    ("sql", "check", "table"),
+    [pytest.param(*value, id=key) for key, value in TAMPERING.items()],
+)
+def test_verify_names_each_violation(
+    database: str, capsys: pytest.CaptureFixture[str], sql: str, check: str, table: str
+) -> None:
+    run(capsys, "seed", "--database-url", database, "--org", "tamper", "--profile", "demo",
+        "--initial-credits", "3", "--slot-days", "1")  # fmt: skip
+    with connect(database) as connection:
+        for statement in sql.split("; "):
+            connection.execute(text(statement))
+        connection.commit()
+    code, document, stderr = run(capsys, "verify", "--database-url", database)
+    assert code == 7
+    assert document["error"]["kind"] == "verification_failed"
+    (violation,) = document["violations"]
+    assert (violation["check"], violation["table"]) == (check, table)
+    assert "violation" in stderr
+
+
+def test_verify_reports_a_database_behind_head(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate", "--database-url", database_url, "--to", "20250718000016", "-q"]) == 0
+    capsys.readouterr()
+    code, document, _ = run(capsys, "verify", "--database-url", database_url)
+    assert code == 7
+    assert document["violations"][0]["check"] == "revision"
+    assert "20250718000016" in document["violations"][0]["message"]
