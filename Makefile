@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 $(BIN)/raycesctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[embedded,test]'
 	@touch $@
 
 migrate: $(BIN)/raycesctl

@@ -374,8 +374,9 @@ def _database(args: argparse.Namespace) -> str:
     url: str | None = args.database_url or os.environ.get("DATABASE_URL") or None
     if url:
         return url
-    from rayces.migrations.embedded import start_embedded_server
+    from rayces.migrations.embedded import require_embedded_postgres, start_embedded_server
 
+    require_embedded_postgres()
     data_dir = _data_dir(args)
     _progress(args, f"using the embedded PostgreSQL in {data_dir} (`raycesctl embedded stop`)")
     return start_embedded_server(data_dir)
