@@ -83,7 +83,6 @@ export TMPDIR="${cache}/tmp"
 buildah_flags=(--signature-policy "${cache}/policy.json")
 
 # --- the stand-in base -----------------------------------------------------------------------
-standin_stamp="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
 mirror="${DEBIAN_MIRROR:-}"
 if [[ -z "${mirror}" ]]; then
     mirror="$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
@@ -116,6 +115,8 @@ build_standin() {
     rm -rf "${rootfs}"
 }
 
+# The stand-in is rebuilt only when its recipe (the function above) or the suite changes.
+standin_stamp="$({ declare -f build_standin; echo "${suite}"; } | sha256sum | cut -d' ' -f1)"
 base="${PYTHON_IMAGE:-}"
 if [[ -z "${base}" ]]; then
     base="${standin}"

@@ -206,7 +206,13 @@ def cni_config(workdir: Path) -> dict[str, Any]:
 
 
 def kubelet_config(
-    workdir: Path, socket: Path, ca: Path, serving: tuple[Path, Path], port: int, healthz: int
+    workdir: Path,
+    socket: Path,
+    ca: Path,
+    *,
+    serving: tuple[Path, Path],
+    port: int,
+    healthz: int,
 ) -> dict[str, Any]:
     """The KubeletConfiguration: loopback only, private directories, this machine's quirks."""
     return {
@@ -360,9 +366,9 @@ def _write_kubelet_files(node: RealNode) -> tuple[Path, Path]:
                 workdir,
                 node.containerd_socket,
                 plane.certificate_authority,
-                (certificate, key),
-                free_loopback_port(),
-                free_loopback_port(),
+                serving=(certificate, key),
+                port=free_loopback_port(),
+                healthz=free_loopback_port(),
             ),
             indent=2,
         )
@@ -562,3 +568,66 @@ def running_real_node(
         cleanup.callback(node.scheduler.stop)
         node.start_seconds = time.monotonic() - started
         yield node
+
+
+# -- checking teardown -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TeardownReport:
+    """What a node changed on the machine while it ran, and what its teardown left behind."""
+
+    changed_while_running: list[str]
+    left_after_teardown: list[str]
+
+
+def wait_for_pod_end(
+    core: client.CoreV1Api, namespace: str, name: str, timeout: float = START_TIMEOUT_SECONDS
+) -> client.V1Pod:
+    """The Pod once its phase is Succeeded or Failed."""
+    ended: list[client.V1Pod] = []
+
+    def finished() -> bool:
+        pod = core.read_namespaced_pod(name, namespace)
+        if pod.status and pod.status.phase in ("Succeeded", "Failed"):
+            ended.append(pod)
+            return True
+        return False
+
+    wait_until(f"Pod {namespace}/{name} to end", finished, timeout=timeout)
+    return ended[0]
+
+
+def check_teardown(plane: ControlPlane, image: str, image_archive: Path) -> TeardownReport:
+    """Start a node, run one Pod with volumes (so there are mounts, cgroups, a veth and a
+    network namespace to clean), stop the node and compare the machine with before."""
+    before = host_state.capture()
+    with running_real_node(plane, image, image_archive) as node:
+        namespace = "rayces-node-teardown"
+        node.create_namespace(namespace)
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "volumes"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": image,
+                        "imagePullPolicy": "Never",
+                        "command": ["sh", "-c", "touch /tmp/scratch && ls /tmp"],
+                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    }
+                ],
+                "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory"}}],
+            },
+        }
+        with plane.api_client() as api_client:
+            core = client.CoreV1Api(api_client)
+            core.create_namespaced_pod(namespace, pod)
+            ended = wait_for_pod_end(core, namespace, "volumes")
+            if ended.status.phase != "Succeeded":
+                raise RealNodeError(f"the teardown check's Pod ended {ended.status.phase}")
+        changed = host_state.differences(before, host_state.capture())
+    return TeardownReport(changed, host_state.differences(before, host_state.capture()))
