@@ -12,6 +12,8 @@ import time
 from typing import Any
 
 from kubernetes import client
+from pydantic import BaseModel
+from tests.controlplane.objects import as_model
 
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 IMAGE_USER = 10001
@@ -53,26 +55,36 @@ def pod_spec(
     }
 
 
-def pod(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+def pod(name: str, spec: dict[str, Any]) -> client.V1Pod:
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+    return as_model(client.V1Pod, manifest)
 
 
-def job(name: str, spec: dict[str, Any], **job_spec: Any) -> dict[str, Any]:
-    return {
+def job(name: str, spec: dict[str, Any], **job_spec: Any) -> client.V1Job:
+    manifest = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name},
         "spec": {"backoffLimit": 0, "template": {"spec": spec}, **job_spec},
     }
+    return as_model(client.V1Job, manifest)
 
 
-def terminated(pod_object: client.V1Pod) -> client.V1ContainerStateTerminated:
-    """The terminated state of the Pod's container (it must have ended)."""
-    statuses = pod_object.status.container_statuses if pod_object.status else None
-    assert statuses, f"Pod {pod_object.metadata.name} has no container status"
-    state = statuses[0].state
-    assert state is not None and state.terminated is not None, f"not terminated: {state}"
-    return state.terminated
+def plain(model: BaseModel) -> dict[str, Any]:
+    """An API object as plain data with camelCase keys, as `kubectl get -o json` shows it."""
+    data: dict[str, Any] = model.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return data
+
+
+def terminated(pod_object: client.V1Pod) -> dict[str, Any]:
+    """The terminated state of the Pod's container (it must have ended), as plain data:
+    `exitCode`, `reason`, `message` (absent when empty)."""
+    statuses = plain(pod_object).get("status", {}).get("containerStatuses") or []
+    assert statuses, f"Pod {pod_object} has no container status"
+    state: dict[str, Any] = statuses[0].get("state", {})
+    assert "terminated" in state, f"not terminated: {state}"
+    ended: dict[str, Any] = state["terminated"]
+    return ended
 
 
 def wait_for_job(

@@ -69,7 +69,7 @@ def image_facts(real_node: RealNode, image_namespace: str) -> dict[str, Any]:
         core.create_namespaced_pod(image_namespace, image_pods.pod("facts", spec))
         ended = wait_for_pod_end(core, image_namespace, "facts", timeout=300)
         log = core.read_namespaced_pod_log("facts", image_namespace)
-    assert ended.status.phase == "Succeeded", log
+    assert image_pods.plain(ended)["status"]["phase"] == "Succeeded", log
     facts: dict[str, Any] = json.loads(log)
     return facts
 
@@ -122,7 +122,7 @@ def _run_raycesctl(
     arguments: list[str],
     database: str,
     **extra: Any,
-) -> client.V1ContainerStateTerminated:
+) -> dict[str, Any]:
     command = [
         "raycesctl",
         *arguments,
@@ -144,13 +144,13 @@ def test_migrate_then_rollback_on_a_read_only_root(
     migrated = _run_raycesctl(
         real_node, image_namespace, "migrate-up", ["migrate"], pod_database_url
     )
-    up = MigrationResult.from_termination_message(migrated.message)
+    up = MigrationResult.from_termination_message(migrated.get("message", ""))
     rolled_back = _run_raycesctl(
         real_node, image_namespace, "rollback", ["rollback"], pod_database_url
     )
-    down = MigrationResult.from_termination_message(rolled_back.message)
-    assert (migrated.exit_code, up.succeeded, up.to_revision) == (0, True, repository_head())
-    assert (rolled_back.exit_code, down.succeeded) == (0, True)
+    down = MigrationResult.from_termination_message(rolled_back.get("message", ""))
+    assert (migrated["exitCode"], up.succeeded, up.to_revision) == (0, True, repository_head())
+    assert (rolled_back["exitCode"], down.succeeded) == (0, True)
     assert down.from_revision == up.to_revision
     assert down.to_revision != up.to_revision
     assert [step.direction for step in down.steps] == ["downgrade"]
@@ -190,7 +190,7 @@ def test_sigterm_ends_a_waiting_migration_with_143_and_a_message(
         activeDeadlineSeconds=15,
         terminationGracePeriodSeconds=5,
     )
-    assert ended.exit_code == ExitCode.TERMINATED
-    result = MigrationResult.from_termination_message(ended.message or "")
+    assert ended["exitCode"] == ExitCode.TERMINATED
+    result = MigrationResult.from_termination_message(ended.get("message", ""))
     assert result.error is not None
     assert result.error.kind.value == "interrupted"

@@ -35,14 +35,16 @@ def test_node_teardown_restores_the_machine(node_teardown_report: TeardownReport
 def test_node_is_ready_labelled_and_tainted(
     real_node: RealNode, api_client: client.ApiClient
 ) -> None:
-    node = client.CoreV1Api(api_client).read_node(real_node.name)
-    ready = [c for c in node.status.conditions if c.type == "Ready"]
-    assert [c.status for c in ready] == ["True"]
-    assert node.metadata.labels[REAL_NODE_LABEL] == "true"
-    assert [(t.key, t.effect) for t in node.spec.taints] == [(REAL_NODE_LABEL, "NoSchedule")]
-    assert [a.address for a in node.status.addresses if a.type == "InternalIP"] == [NODE_IP]
-    assert node.status.node_info.kubelet_version == pinned_kubernetes_version()
-    assert node.status.node_info.container_runtime_version.startswith("containerd://")
+    node = image_pods.plain(client.CoreV1Api(api_client).read_node(real_node.name))
+    status = node["status"]
+    assert [c["status"] for c in status["conditions"] if c["type"] == "Ready"] == ["True"]
+    assert node["metadata"]["labels"][REAL_NODE_LABEL] == "true"
+    taints = [(t["key"], t["effect"]) for t in node["spec"]["taints"]]
+    assert taints == [(REAL_NODE_LABEL, "NoSchedule")]
+    addresses = [a["address"] for a in status["addresses"] if a["type"] == "InternalIP"]
+    assert addresses == [NODE_IP]
+    assert status["nodeInfo"]["kubeletVersion"] == pinned_kubernetes_version()
+    assert status["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
 
 
 def test_only_claimed_namespaces_use_the_real_node(
@@ -52,9 +54,9 @@ def test_only_claimed_namespaces_use_the_real_node(
     spec = image_pods.pod_spec(real_node.image, ["true"])
     for target in (node_namespace, namespace):
         core.create_namespaced_pod(target, image_pods.pod("placed", spec))
-    on_real = wait_for_pod_end(core, node_namespace, "placed")
-    on_emulated = wait_for_pod_end(core, namespace, "placed")
-    assert (on_real.spec.node_name, on_emulated.spec.node_name) == (
+    on_real = image_pods.plain(wait_for_pod_end(core, node_namespace, "placed"))
+    on_emulated = image_pods.plain(wait_for_pod_end(core, namespace, "placed"))
+    assert (on_real["spec"]["nodeName"], on_emulated["spec"]["nodeName"]) == (
         real_node.name,
         EMULATED_NODE_NAME,
     )
@@ -83,17 +85,21 @@ def test_job_of_the_image_meets_its_pod_failure_policy(
     )
     batch.create_namespaced_job(node_namespace, manifest)
     finished = image_pods.wait_for_job(batch, node_namespace, name)
-    conditions = {c.type: c for c in finished.status.conditions if c.status == "True"}
+    conditions = {
+        c["type"]: c
+        for c in image_pods.plain(finished)["status"]["conditions"]
+        if c["status"] == "True"
+    }
     (pod,) = image_pods.job_pods(core, node_namespace, name)
     state = image_pods.terminated(pod)
     if succeeds:
         assert "Complete" in conditions
-        assert state.exit_code == 0
+        assert state["exitCode"] == 0
     else:
-        assert conditions["Failed"].reason == "PodFailurePolicy"
-        assert state.exit_code == 2
+        assert conditions["Failed"]["reason"] == "PodFailurePolicy"
+        assert state["exitCode"] == 2
         # No message file was written, so FallbackToLogsOnError shows the one-line error.
-        assert "no database given" in state.message
+        assert "no database given" in state["message"]
 
 
 def test_logs_and_exec_go_through_the_apiserver(
@@ -148,11 +154,11 @@ def test_pod_migrates_the_test_database(
     core.create_namespaced_pod(node_namespace, image_pods.pod("migrate", spec))
     ended = wait_for_pod_end(core, node_namespace, "migrate", timeout=300)
     state = image_pods.terminated(ended)
-    result = MigrationResult.from_termination_message(state.message)
-    assert (state.exit_code, result.succeeded) == (0, True), state.message
+    result = MigrationResult.from_termination_message(state.get("message", ""))
+    assert (state["exitCode"], result.succeeded) == (0, True), state
     with psycopg.connect(database_url) as connection:
         (revision,) = connection.execute("SELECT version_num FROM alembic_version").fetchone() or (
             "",
         )
     assert revision == result.to_revision
-    assert json.loads(state.message)["steps"], "migrating an empty database ran no step"
+    assert json.loads(state["message"])["steps"], "migrating an empty database ran no step"

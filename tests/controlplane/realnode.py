@@ -31,6 +31,7 @@ machine (host_state.py).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -55,6 +56,7 @@ from tests.controlplane.harness import (
     wait_until,
 )
 from tests.controlplane.node import REAL_NODE_LABEL
+from tests.controlplane.objects import as_model
 from tests.controlplane.oci_archive import write_single_binary_image
 from tests.controlplane.processes import ManagedProcess, free_loopback_port, start_process
 from tests.controlplane.tcp_forward import Forward, Target
@@ -74,6 +76,10 @@ INSTALL_COMMAND = "bash hack/install-packages.sh"
 IMAGE_COMMAND = "bash hack/build-image.sh"
 START_TIMEOUT_SECONDS = 120.0
 DRAIN_TIMEOUT_SECONDS = 60.0
+MACHINE_LOCK = Path(tempfile.gettempdir()) / "rayces-real-node.lock"
+"""One real node per machine at a time: the bridge, the `kubepods` cgroups, /var/log/containers
+and the shim sockets under /run/containerd are the machine's, not a session's."""
+MACHINE_LOCK_TIMEOUT_SECONDS = 900.0
 NODE_SELECTOR_ANNOTATION = "scheduler.alpha.kubernetes.io/node-selector"
 TOLERATIONS_ANNOTATION = "scheduler.alpha.kubernetes.io/defaultTolerations"
 
@@ -378,7 +384,7 @@ def _write_kubelet_files(node: RealNode) -> tuple[Path, Path]:
 
 def _bind_node_role(plane: ControlPlane, node_name: str) -> None:
     """Grant the kubelet's user what the `system:node` ClusterRole allows a kubelet."""
-    binding = {
+    binding: dict[str, Any] = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
         "metadata": {"name": f"rayces-test-{node_name}"},
@@ -398,8 +404,8 @@ def _bind_node_role(plane: ControlPlane, node_name: str) -> None:
     with plane.api_client() as api_client:
         rbac = client.RbacAuthorizationV1Api(api_client)
         with contextlib.suppress(client.ApiException):
-            rbac.delete_cluster_role_binding(binding["metadata"]["name"])
-        rbac.create_cluster_role_binding(binding)
+            rbac.delete_cluster_role_binding(f"rayces-test-{node_name}")
+        rbac.create_cluster_role_binding(as_model(client.V1ClusterRoleBinding, binding))
 
 
 def _start_containerd(node: RealNode) -> None:
@@ -454,6 +460,8 @@ def _drain(node: RealNode) -> None:
         core = client.CoreV1Api(api_client)
         pods = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node.name}")
         for pod in pods.items:
+            if pod.metadata is None or not pod.metadata.name or not pod.metadata.namespace:
+                continue
             with contextlib.suppress(client.ApiException):
                 core.delete_namespaced_pod(
                     pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0
@@ -481,6 +489,28 @@ def _kill_shims(socket: Path) -> None:
 
 
 @contextlib.contextmanager
+def machine_lock(path: Path = MACHINE_LOCK) -> Iterator[None]:
+    """Hold the machine's real-node lock, waiting for another session's node to stop."""
+    with path.open("a") as handle:
+        deadline = time.monotonic() + MACHINE_LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RealNodeError(
+                        f"another real test node has run on this machine for over "
+                        f"{MACHINE_LOCK_TIMEOUT_SECONDS:.0f}s (lock {path}); wait for it to stop"
+                    ) from None
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def running_real_node(
     plane: ControlPlane,
     image: str,
@@ -496,9 +526,10 @@ def running_real_node(
     if not image_archive.is_file():
         raise RealNodeError(f"no image archive at {image_archive}; build it with `{IMAGE_COMMAND}`")
     started = time.monotonic()
-    before = host_state.capture()
-    workdir = Path(tempfile.mkdtemp(prefix="rayces-node-"))
     with contextlib.ExitStack() as cleanup:
+        cleanup.enter_context(machine_lock())
+        before = host_state.capture()
+        workdir = Path(tempfile.mkdtemp(prefix="rayces-node-"))
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         cleanup.callback(host_state.restore, before, (workdir,))
         log_dir = os.environ.get(LOG_DIR_VARIABLE)
@@ -605,7 +636,7 @@ def check_teardown(plane: ControlPlane, image: str, image_archive: Path) -> Tear
     with running_real_node(plane, image, image_archive) as node:
         namespace = "rayces-node-teardown"
         node.create_namespace(namespace)
-        pod = {
+        pod: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": "volumes"},
@@ -625,9 +656,10 @@ def check_teardown(plane: ControlPlane, image: str, image_archive: Path) -> Tear
         }
         with plane.api_client() as api_client:
             core = client.CoreV1Api(api_client)
-            core.create_namespaced_pod(namespace, pod)
+            core.create_namespaced_pod(namespace, as_model(client.V1Pod, pod))
             ended = wait_for_pod_end(core, namespace, "volumes")
-            if ended.status.phase != "Succeeded":
-                raise RealNodeError(f"the teardown check's Pod ended {ended.status.phase}")
+            phase = ended.status.phase if ended.status else None
+            if phase != "Succeeded":
+                raise RealNodeError(f"the teardown check's Pod ended {phase}")
         changed = host_state.differences(before, host_state.capture())
     return TeardownReport(changed, host_state.differences(before, host_state.capture()))
