@@ -139,8 +139,15 @@ timed "buildah build ${image}" buildah build "${buildah_flags[@]}" \
     "${secrets[@]}" \
     --tag "${image}" --file "${repository}/Dockerfile" "${repository}" >/dev/null
 
+# The archive is exported again only when the image changed (its ID is kept beside it).
 archive="${cache}/rayces-operator.oci.tar"
-rm -f "${archive}"
-timed "export to ${archive}" buildah push --quiet "${buildah_flags[@]}" "${image}" "oci-archive:${archive}:${image}"
+image_id="$(buildah images --no-trunc --format '{{.ID}}' "${image}")"
+if [[ -f "${archive}" && "$(cat "${archive}.id" 2>/dev/null)" == "${image_id} ${image}" ]]; then
+    log "reusing ${archive}"
+else
+    rm -f "${archive}" "${archive}.id"
+    timed "export to ${archive}" buildah push --quiet "${buildah_flags[@]}" "${image}" "oci-archive:${archive}:${image}"
+    printf '%s %s\n' "${image_id}" "${image}" >"${archive}.id"
+fi
 log "image ${image}: $(buildah images --format '{{.ID}} {{.Size}}' "${image}"), $(du -h "${archive}" | cut -f1) as an archive"
 printf '%s\n' "${image}"
