@@ -36,6 +36,7 @@ from tests.controlplane.realnode import (
     RealNode,
     RealNodeError,
     TeardownReport,
+    check_failed_start,
     check_teardown,
     locate_node_tools,
     running_real_node,
@@ -132,11 +133,23 @@ def node_teardown_report(
 
 
 @pytest.fixture(scope="session")
+def node_failed_start_report(
+    control_plane: ControlPlane, project_image: ProjectImage
+) -> TeardownReport:
+    """A real node whose containerd cannot start: its error, and what it left behind."""
+    try:
+        return check_failed_start(control_plane, project_image.name, project_image.archive)
+    except RealNodeError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
 def real_node(
     request: pytest.FixtureRequest,
     control_plane: ControlPlane,
     project_image: ProjectImage,
     node_teardown_report: TeardownReport,
+    node_failed_start_report: TeardownReport,
 ) -> Iterator[RealNode]:
     """The session's real node: containerd, kubelet and kube-scheduler, the image imported.
 

@@ -32,6 +32,15 @@ def test_node_teardown_restores_the_machine(node_teardown_report: TeardownReport
     assert node_teardown_report.left_after_teardown == []
 
 
+def test_containerd_that_cannot_start_fails_loudly_and_leaves_nothing(
+    node_failed_start_report: TeardownReport,
+) -> None:
+    """No fallback to the emulator: the error names containerd and shows its exit."""
+    (message,) = node_failed_start_report.changed_while_running
+    assert message.startswith("containerd did not start: containerd exited with code 1")
+    assert node_failed_start_report.left_after_teardown == []
+
+
 def test_node_is_ready_labelled_and_tainted(
     real_node: RealNode, api_client: client.ApiClient
 ) -> None:

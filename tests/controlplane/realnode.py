@@ -31,6 +31,7 @@ machine (host_state.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -38,6 +39,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -80,6 +82,7 @@ MACHINE_LOCK = Path(tempfile.gettempdir()) / "rayces-real-node.lock"
 """One real node per machine at a time: the bridge, the `kubepods` cgroups, /var/log/containers
 and the shim sockets under /run/containerd are the machine's, not a session's."""
 MACHINE_LOCK_TIMEOUT_SECONDS = 900.0
+_lock_held = threading.Event()
 NODE_SELECTOR_ANNOTATION = "scheduler.alpha.kubernetes.io/node-selector"
 TOLERATIONS_ANNOTATION = "scheduler.alpha.kubernetes.io/defaultTolerations"
 
@@ -490,7 +493,14 @@ def _kill_shims(socket: Path) -> None:
 
 @contextlib.contextmanager
 def machine_lock(path: Path = MACHINE_LOCK) -> Iterator[None]:
-    """Hold the machine's real-node lock, waiting for another session's node to stop."""
+    """Hold the machine's real-node lock, waiting for another session's node to stop.
+
+    A second node in the same process would wait for itself, so that is refused at once.
+    """
+    if _lock_held.is_set():
+        raise RealNodeError(
+            "a real test node already runs in this process; use the session's `real_node`"
+        )
     with path.open("a") as handle:
         deadline = time.monotonic() + MACHINE_LOCK_TIMEOUT_SECONDS
         while True:
@@ -504,9 +514,11 @@ def machine_lock(path: Path = MACHINE_LOCK) -> Iterator[None]:
                         f"{MACHINE_LOCK_TIMEOUT_SECONDS:.0f}s (lock {path}); wait for it to stop"
                     ) from None
                 time.sleep(1)
+        _lock_held.set()
         try:
             yield
         finally:
+            _lock_held.clear()
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -663,3 +675,21 @@ def check_teardown(plane: ControlPlane, image: str, image_archive: Path) -> Tear
                 raise RealNodeError(f"the teardown check's Pod ended {phase}")
         changed = host_state.differences(before, host_state.capture())
     return TeardownReport(changed, host_state.differences(before, host_state.capture()))
+
+
+def check_failed_start(plane: ControlPlane, image: str, image_archive: Path) -> TeardownReport:
+    """Start a node whose containerd exits at once: the error it raises, and what is left.
+
+    Returns the error message as `changed_while_running` (one line) and the differences from
+    before as `left_after_teardown`.
+    """
+    tools = dataclasses.replace(locate_node_tools(), containerd=Path("/bin/false"))
+    before = host_state.capture()
+    try:
+        with running_real_node(plane, image, image_archive, tools=tools):
+            pass
+    except RealNodeError as error:
+        message = str(error)
+    else:
+        message = ""
+    return TeardownReport([message], host_state.differences(before, host_state.capture()))

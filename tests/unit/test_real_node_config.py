@@ -17,10 +17,13 @@ from tests.controlplane.realnode import (
     GATEWAY,
     SANDBOX_IMAGE,
     NodeTools,
+    RealNodeError,
     cni_config,
     containerd_config,
     forward_target,
     kubelet_config,
+    locate_node_tools,
+    machine_lock,
     namespace_annotations,
 )
 
@@ -181,3 +184,31 @@ def test_missing_embedded_extra_is_a_one_line_usage_error(
     assert code == 2
     assert len(lines) == 1
     assert "pip install 'rayces-operator[embedded]'" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("present", "missing"),
+    [
+        pytest.param((), "kubelet, kube-scheduler, pause", id="nothing-built"),
+        pytest.param(("kubelet", "pause"), "kube-scheduler", id="no-scheduler"),
+    ],
+)
+def test_missing_node_binaries_say_how_to_build_them(
+    tmp_path: Path, present: tuple[str, ...], missing: str
+) -> None:
+    for name in present:
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+    with pytest.raises(RealNodeError) as raised:
+        locate_node_tools(tmp_path)
+    assert f"needs {missing} in {tmp_path}" in str(raised.value)
+    assert "bash tests/controlplane/build.sh" in str(raised.value)
+
+
+def test_second_node_in_one_process_is_refused_at_once(tmp_path: Path) -> None:
+    with (
+        machine_lock(tmp_path / "lock"),
+        pytest.raises(RealNodeError, match="already runs"),
+        machine_lock(tmp_path / "lock"),
+    ):
+        pass
