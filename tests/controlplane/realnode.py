@@ -39,7 +39,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -82,7 +81,8 @@ MACHINE_LOCK = Path(tempfile.gettempdir()) / "rayces-real-node.lock"
 """One real node per machine at a time: the bridge, the `kubepods` cgroups, /var/log/containers
 and the shim sockets under /run/containerd are the machine's, not a session's."""
 MACHINE_LOCK_TIMEOUT_SECONDS = 900.0
-_lock_held = threading.Event()
+_held_locks: set[Path] = set()
+"""Lock files this process holds (a second flock of the same file here would wait forever)."""
 NODE_SELECTOR_ANNOTATION = "scheduler.alpha.kubernetes.io/node-selector"
 TOLERATIONS_ANNOTATION = "scheduler.alpha.kubernetes.io/defaultTolerations"
 
@@ -497,7 +497,7 @@ def machine_lock(path: Path = MACHINE_LOCK) -> Iterator[None]:
 
     A second node in the same process would wait for itself, so that is refused at once.
     """
-    if _lock_held.is_set():
+    if path in _held_locks:
         raise RealNodeError(
             "a real test node already runs in this process; use the session's `real_node`"
         )
@@ -514,11 +514,11 @@ def machine_lock(path: Path = MACHINE_LOCK) -> Iterator[None]:
                         f"{MACHINE_LOCK_TIMEOUT_SECONDS:.0f}s (lock {path}); wait for it to stop"
                     ) from None
                 time.sleep(1)
-        _lock_held.set()
+        _held_locks.add(path)
         try:
             yield
         finally:
-            _lock_held.clear()
+            _held_locks.discard(path)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
