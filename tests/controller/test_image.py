@@ -187,7 +187,7 @@ def test_sigterm_ends_a_waiting_migration_with_143_and_a_message(
         "interrupted",
         ["migrate"],
         pod_database_url,
-        activeDeadlineSeconds=15,
+        activeDeadlineSeconds=20,
         terminationGracePeriodSeconds=5,
     )
     assert ended["exitCode"] == ExitCode.TERMINATED
