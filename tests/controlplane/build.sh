@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test control plane (etcd, kube-apiserver, kube-controller-manager)
-# from the Go modules pinned in go.mod, into a cache directory, and prints that
-# directory on stdout. A later run with the same sources reuses the cache and
+# and the real test node's parts (kubelet, kube-scheduler, the pause program) from the Go
+# modules pinned in go.mod, into a cache directory, and prints that directory on
+# stdout. A later run with the same sources reuses the cache and
 # builds nothing.
 #
 # Environment:
@@ -14,7 +15,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-binaries=(etcd kube-apiserver kube-controller-manager)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet pause)
 
 log() { printf 'controlplane: %s\n' "$*" >&2; }
 

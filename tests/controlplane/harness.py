@@ -41,6 +41,10 @@ LOG_DIR_VARIABLE = "RAYCES_CONTROLPLANE_LOG_DIR"
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
+NODE_ADMISSION_PLUGINS = "PodNodeSelector,PodTolerationRestriction"
+"""Namespace annotations choose a node for every Pod in them: how the real test node takes the
+Pods of the namespaces it is given while the node emulator keeps the others."""
 
 
 class ControlPlaneError(RuntimeError):
@@ -98,6 +102,12 @@ class ControlPlane:
         """Create namespace `name`, ready for Pods (its default ServiceAccount exists)."""
         with self.api_client() as api_client:
             create_namespace(api_client, name, controller_manager=self.controller_manager)
+
+    def serving_certificate(self, hosts: tuple[str, ...]) -> pki.IssuedCertificate:
+        """A TLS server certificate for `hosts`, signed by the control plane's CA."""
+        if self._authority is None:
+            raise ControlPlaneError("the control plane has no certificate authority")
+        return pki.issue_serving_certificate(self._authority, hosts)
 
     def user(self, name: str, groups: tuple[str, ...] = ()) -> UserCredentials:
         """Credentials for a user that has only what RBAC grants `name` and `groups`."""
@@ -163,6 +173,8 @@ class _Secrets:
     serving_key: Path
     service_account_key: Path
     service_account_public_key: Path
+    kubelet_client_certificate: Path
+    kubelet_client_key: Path
 
 
 def keep_logs(workdir: Path, destination: Path) -> None:
@@ -178,12 +190,18 @@ def _write_secrets(workdir: Path) -> _Secrets:
     authority = pki.new_certificate_authority()
     serving = pki.issue_serving_certificate(authority)
     sa_private, sa_public = pki.new_service_account_signing_key()
+    # How kube-apiserver authenticates to a kubelet for logs, exec and port-forward.
+    kubelet_client = pki.issue_client_certificate(
+        authority, KUBELET_CLIENT_USER, (pki.SUPERUSER_GROUP,)
+    )
     files = {
         "ca.crt": authority.certificate_pem(),
         "apiserver.crt": serving.certificate_pem(),
         "apiserver.key": serving.key_pem(),
         "service-account.key": sa_private,
         "service-account.pub": sa_public,
+        "apiserver-kubelet-client.crt": kubelet_client.certificate_pem(),
+        "apiserver-kubelet-client.key": kubelet_client.key_pem(),
     }
     for name, content in files.items():
         (workdir / name).write_bytes(content)
@@ -195,6 +213,8 @@ def _write_secrets(workdir: Path) -> _Secrets:
         workdir / "apiserver.key",
         workdir / "service-account.key",
         workdir / "service-account.pub",
+        workdir / "apiserver-kubelet-client.crt",
+        workdir / "apiserver-kubelet-client.key",
     )
 
 
@@ -276,6 +296,11 @@ def _apiserver_argv(
         # `kubernetes` Service and refuses loopback; nothing here reaches it that way.
         "--endpoint-reconciler-type=none",
         "--profiling=false",
+        # kubectl logs/exec through a real kubelet (tests/controlplane/realnode.py).
+        f"--kubelet-client-certificate={secrets.kubelet_client_certificate}",
+        f"--kubelet-client-key={secrets.kubelet_client_key}",
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--enable-admission-plugins={NODE_ADMISSION_PLUGINS}",
     ]
     if binaries.kube_controller_manager is None:
         # Without the controller manager nothing creates the "default" ServiceAccount, so

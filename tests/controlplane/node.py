@@ -54,6 +54,8 @@ NODE_LABELS = {
     "kubernetes.io/arch": "amd64",
     "node.rayces.io/emulated": "true",
 }
+REAL_NODE_LABEL = "node.rayces.io/real-node"
+"""The label of the real test node (realnode.py): Pods that select it are left to kube-scheduler."""
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_SECONDS = 40
 HEARTBEAT_SECONDS = 10.0
@@ -357,6 +359,8 @@ class NodeEmulator:
         if pod.spec.scheduler_name not in (None, "default-scheduler"):
             return
         name, namespace = pod.metadata.name or "", pod.metadata.namespace or ""
+        if REAL_NODE_LABEL in (pod.spec.node_selector or {}):
+            return
         mismatch = node_selector_mismatch(pod.spec.node_selector)
         if mismatch is not None:
             if pod.metadata.uid not in self._unschedulable:

