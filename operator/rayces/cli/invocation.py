@@ -51,8 +51,9 @@ class Invocation:
         url = self.given_database_url
         if url:
             return url
-        from rayces.migrations.embedded import start_embedded_server
+        from rayces.migrations.embedded import require_embedded_postgres, start_embedded_server
 
+        require_embedded_postgres()
         data_dir = self.data_dir()
         self.output.progress(
             f"using the embedded PostgreSQL in {data_dir} (`raycesctl embedded stop`)"
