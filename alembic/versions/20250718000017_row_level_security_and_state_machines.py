@@ -43,6 +43,9 @@ down_revision: str | None = "20250718000016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: What downgrade() drops that can hold rows: nothing (policies, triggers, functions, an index).
+downgrade_drops: tuple[str, ...] = ()
+
 APPLICATION_ROLE = "rayces_app"
 
 TENANT_TABLES = (
