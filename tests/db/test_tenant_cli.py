@@ -84,6 +84,10 @@ def test_bad_requests_fail_in_one_line(
     assert exit_code == code
     assert document["error"]["kind"] == kind
     assert message in document["error"]["message"]
+    # a failure is a tenant result too, naming the command and the organization asked for
+    assert document["command"] == " ".join(argv[: argv.index("--org")])
+    assert document["organization"] == argv[argv.index("--org") + 1]
+    assert document["status"] == "failed"
     assert "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) == 1
 
@@ -123,24 +127,32 @@ TAMPERING = {
 
 
 @pytest.mark.parametrize(
-    ("sql", "check", "table"),
-    [pytest.param(*value, id=key) for key, value in TAMPERING.items()],
+    "tampering", [pytest.param(value, id=key) for key, value in TAMPERING.items()]
 )
 def test_verify_names_each_violation(
-    database: str, capsys: pytest.CaptureFixture[str], sql: str, check: str, table: str
+    database: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    tampering: tuple[str, str, str],
 ) -> None:
+    sql, check, table = tampering
     run(capsys, "seed", "--database-url", database, "--org", "tamper", "--profile", "demo",
         "--initial-credits", "3", "--slot-days", "1")  # fmt: skip
     with connect(database) as connection:
         for statement in sql.split("; "):
             connection.execute(text(statement))
         connection.commit()
-    code, document, stderr = run(capsys, "verify", "--database-url", database)
+    message = tmp_path / "termination-log"
+    code, document, stderr = run(
+        capsys, "verify", "--database-url", database, "--termination-message-path", str(message)
+    )
     assert code == 7
     assert document["error"]["kind"] == "verification_failed"
     (violation,) = document["violations"]
     assert (violation["check"], violation["table"]) == (check, table)
     assert "violation" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert TenantResult.from_termination_message(message.read_text()).violations == (violation,)
 
 
 def test_verify_reports_a_database_behind_head(
@@ -152,3 +164,22 @@ def test_verify_reports_a_database_behind_head(
     assert code == 7
     assert document["violations"][0]["check"] == "revision"
     assert "20250718000016" in document["violations"][0]["message"]
+
+
+def test_text_output_for_people(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["seed", "--database-url", database, "--org", "plain", "-q"]) == 0
+    seeded = capsys.readouterr()
+    assert seeded.out.startswith("created plain (organization ")
+    assert "roles 4" in seeded.out
+    assert main(["verify", "--database-url", database, "--org", "plain", "-q"]) == 0
+    assert capsys.readouterr().out == (
+        "verify: plain: no violations (revision, models, rls, ledger, states, bookings)\n"
+    )
+    with connect(database) as connection:
+        connection.execute(text("ALTER TABLE students DISABLE ROW LEVEL SECURITY"))
+        connection.commit()
+    assert main(["verify", "--database-url", database, "-q"]) == 7
+    failed = capsys.readouterr()
+    assert failed.out.startswith("rls: students: ")
+    assert failed.err.startswith("raycesctl: error: 1 violation, first: rls: students: ")
+    assert len(failed.err.strip().splitlines()) == 1

@@ -65,6 +65,10 @@ def test_parses(argv: list[str], expected: dict[str, object]) -> None:
         pytest.param(["migrate", "-x", "novalue"], "is not KEY=VALUE", id="x-argument"),
         pytest.param(["plan"], "required: --to", id="plan-needs-to"),
         pytest.param(["migrate", "-o", "yaml"], "invalid choice: 'yaml'", id="output-format"),
+        pytest.param(["seed", "--org", "a", "--roles", ","], "role names", id="seed-roles"),
+        pytest.param(["seed", "--org", "a", "--slot-days", "x"], "whole number", id="seed-days"),
+        pytest.param(["tenant", "purge"], "required: --org", id="purge-needs-org"),
+        pytest.param(["tenant"], "required: COMMAND", id="tenant-needs-command"),
     ],
 )
 def test_usage_errors_are_one_line(
@@ -90,6 +94,9 @@ def test_usage_errors_are_one_line(
         pytest.param(["plan", "--help"], id="plan"),
         pytest.param(["schema", "dump", "--help"], id="schema-dump"),
         pytest.param(["embedded", "start", "--help"], id="embedded"),
+        pytest.param(["seed", "--help"], id="seed"),
+        pytest.param(["tenant", "purge", "--help"], id="tenant-purge"),
+        pytest.param(["verify", "--help"], id="verify"),
     ],
 )
 def test_help_is_complete(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -219,3 +226,40 @@ def test_timeouts_out_of_range_are_usage_errors(
 ) -> None:
     assert main(argv) == EXIT_USAGE
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["seed", "--org", "Not A Slug"], "not a valid organization slug", id="slug"),
+        pytest.param(["seed", "--org", "a", "--time-zone", "Mars/Olympus"], "IANA", id="zone"),
+        pytest.param(["tenant", "purge", "--org", "acme"], "cannot be undone", id="purge-no-yes"),
+        pytest.param(["verify", "--org", "Acme"], "not a valid organization slug", id="verify"),
+    ],
+)
+def test_tenant_commands_refuse_bad_input_as_a_tenant_result(
+    argv: list[str],
+    message: str,
+    tmp_path: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Refused before any database is reached (none answers at this URL), in the tenant result's
+    shape, on stdout and in the termination message alike."""
+    import json
+    from pathlib import Path
+
+    from rayces.migrations.results import TenantResult
+    from rayces.migrations.settings import Settings
+
+    path = Path(str(tmp_path)) / "termination-log"
+    unreachable = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"
+    options = ["--database-url", unreachable, "-o", "json", "--termination-message-path", str(path)]
+    assert main([*argv, *options], settings=Settings()) == EXIT_USAGE
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert document["error"]["kind"] == "usage"
+    assert message in document["error"]["message"]
+    assert document["organization"] == argv[argv.index("--org") + 1]
+    assert json.loads(path.read_text()) == document
+    assert TenantResult.from_termination_message(path.read_text()).error is not None
+    assert len(captured.err.strip().splitlines()) == 1

@@ -14,7 +14,8 @@ the answer out):
   foreseen or not, into a one-line error, the JSON result and an exit code;
 - one module per command group: `migration_commands.py` (migrate, rollback, stamp),
   `inspection_commands.py` (status, plan), `schema_commands.py` (schema dump),
-  `embedded_commands.py` (embedded start/stop/status).
+  `embedded_commands.py` (embedded start/stop/status), `tenant_commands.py` (seed, tenant
+  archive/purge, verify).
 
 Adding a command group is one module and one line:
 
@@ -24,7 +25,9 @@ Adding a command group is one module and one line:
    `handler=` on each to a function `(Invocation) -> int` that calls one function of the layer
    below and reports through `invocation.output`; raise a `MigrationsError` (or let one through)
    for failures: dispatch reports it (a nested command names itself in results with
-   `set_defaults(result_command="tenant archive")`);
+   `set_defaults(result_command="tenant archive")`; a group whose results have their own shape
+   passes `failure_result=` to `add_command`, as `tenant_commands` does, so its failures keep
+   that shape);
 2. add the module to `COMMAND_GROUPS` in `main.py`.
 
 Import SQLAlchemy, Alembic, psycopg, kopf or kubernetes only inside handlers:

@@ -10,15 +10,22 @@ this, so nothing may escape it.
 from __future__ import annotations
 
 import argparse
+import time
 import traceback
 from collections.abc import Sequence
 
 from rayces.cli.invocation import Invocation
 from rayces.cli.output import Output
-from rayces.cli.parser import PROG, ArgumentParser, CommandLineError, Handler
+from rayces.cli.parser import PROG, ArgumentParser, CommandLineError, FailureResult, Handler
 from rayces.migrations.connection_url import secrets_in
 from rayces.migrations.errors import MigrationsError, RunInterruptedError, UsageError
-from rayces.migrations.results import ErrorInfo, ErrorKind, ExitCode, MigrationResult
+from rayces.migrations.results import (
+    CommandResult,
+    ErrorInfo,
+    ErrorKind,
+    ExitCode,
+    MigrationResult,
+)
 from rayces.migrations.settings import Settings
 from rayces.migrations.signals import Interrupted, interruptible
 
@@ -42,25 +49,23 @@ def run(parser: ArgumentParser, argv: Sequence[str], settings: Settings) -> int:
     invocation = Invocation(args=args, settings=settings, output=output)
     handler: Handler = args.handler
     command = command_name(args)
+    started = time.monotonic()
     with interruptible() as guard:
         output.before_result = guard.hold
         try:
             return handler(invocation)
         except Interrupted as interrupt:
-            return _report_failure(
-                invocation,
-                command,
-                RunInterruptedError(
-                    f"interrupted by {interrupt.signal_name}",
-                    hint="nothing was left half done; run the same command again",
-                    signal_number=interrupt.signal_number,
-                ),
+            failure: MigrationsError = RunInterruptedError(
+                f"interrupted by {interrupt.signal_name}",
+                hint="nothing was left half done; run the same command again",
+                signal_number=interrupt.signal_number,
             )
         except MigrationsError as error:
-            return _report_failure(invocation, command, error)
+            failure = error
         except Exception as error:
             guard.hold()
-            return _report_failure(invocation, command, _unexpected(error, settings, output))
+            failure = _unexpected(error, settings, output)
+        return _report_failure(invocation, command, failure, time.monotonic() - started)
 
 
 def command_name(args: argparse.Namespace) -> str:
@@ -80,10 +85,12 @@ def _secrets_of(argv: Sequence[str], settings: Settings) -> set[str]:
     return found
 
 
-def _report_failure(invocation: Invocation, command: str, error: MigrationsError) -> int:
+def _report_failure(
+    invocation: Invocation, command: str, error: MigrationsError, seconds: float
+) -> int:
     from rayces.migrations.database import first_line
 
-    result = error.to_result(command)
+    result = _failure_result(invocation, command, error, seconds)
     info = result.error or error.error_info()
     output = invocation.output
     cause = error.__cause__ or error.__context__
@@ -94,6 +101,19 @@ def _report_failure(invocation: Invocation, command: str, error: MigrationsError
     if isinstance(error, RunInterruptedError):
         return 128 + error.signal_number
     return int(info.kind.exit_code)
+
+
+def _failure_result(
+    invocation: Invocation, command: str, error: MigrationsError, seconds: float
+) -> CommandResult:
+    """The run's own result if the error carries one, else the command's `failure_result`
+    (a group's own result shape), else the error's plain result."""
+    if error.result is not None:
+        return error.result
+    build: FailureResult | None = getattr(invocation.args, "failure_result", None)
+    if build is None:
+        return error.to_result(command, duration_seconds=seconds)
+    return build(invocation, command, error.error_info(), seconds)
 
 
 def _unexpected(error: Exception, settings: Settings, output: Output) -> MigrationsError:

@@ -14,6 +14,7 @@ from rayces.cli import (
     inspection_commands,
     migration_commands,
     schema_commands,
+    tenant_commands,
 )
 from rayces.cli.dispatch import run
 from rayces.cli.parser import ArgumentParser, CommandGroup
@@ -35,6 +36,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     inspection_commands,
     schema_commands,
     embedded_commands,
+    tenant_commands,
 )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from rayces import __version__
-from rayces.migrations.results import EXIT_CODE_MEANINGS
+from rayces.migrations.results import EXIT_CODE_MEANINGS, CommandResult, ErrorInfo
 from rayces.migrations.settings import ENVIRONMENT_VARIABLES
 
 if TYPE_CHECKING:
@@ -24,6 +24,11 @@ PROG = "raycesctl"
 
 #: What a command's `handler` is: it runs the command and returns the exit code.
 Handler = Callable[["Invocation"], int]
+
+#: What a command's `failure_result` is: the result a failure is reported as when the command
+#: did not attach its own to the error, from the command's name in results, the error, and the
+#: seconds the command ran. Without one, `MigrationsError.to_result` builds it.
+FailureResult = Callable[["Invocation", str, ErrorInfo, float], CommandResult]
 
 
 def _exit_codes_help() -> str:
@@ -247,8 +252,10 @@ def add_command(
     parents: Sequence[ArgumentParser],
     *,
     handler: Handler | None = None,
+    failure_result: FailureResult | None = None,
 ) -> ArgumentParser:
-    """Add command `name`, whose help ends with the exit codes; `handler` runs it."""
+    """Add command `name`, whose help ends with the exit codes; `handler` runs it, and
+    `failure_result` (if given) shapes the result of its failures."""
     parser = commands.add_parser(
         name,
         help=help_text,
@@ -259,6 +266,8 @@ def add_command(
     )
     if handler is not None:
         parser.set_defaults(handler=handler)
+    if failure_result is not None:
+        parser.set_defaults(failure_result=failure_result)
     return parser
 
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rayces.migrations.results import DataLoss, ErrorInfo, ErrorKind, MigrationResult
+from rayces.migrations.results import (
+    CommandResult,
+    DataLoss,
+    ErrorInfo,
+    ErrorKind,
+    MigrationResult,
+)
 
 
 class MigrationsError(Exception):
@@ -27,15 +33,18 @@ class MigrationsError(Exception):
         self.message = message
         self.hint = hint
         #: the run's result when the error happened during one (where the database is, the
-        #: steps done); set by `rayces.migrations.commands`, else `None`
-        self.result: MigrationResult | None = None
+        #: steps done, the violations found); set by whoever raises, else `None`
+        self.result: CommandResult | None = None
 
     def error_info(self) -> ErrorInfo:
         return ErrorInfo(kind=self.kind, message=self.message, hint=self.hint)
 
-    def to_result(self, command: str) -> MigrationResult:
+    def to_result(self, command: str, *, duration_seconds: float = 0.0) -> CommandResult:
         """The result to report for this error: the run's own if it got that far, else one
-        with only the command and the error (revisions `None`: not known)."""
+        with only the command and the error (revisions `None`: not known).
+
+        :param duration_seconds: how long the command ran before it failed.
+        """
         if self.result is not None:
             return self.result
         return MigrationResult(
@@ -44,6 +53,7 @@ class MigrationsError(Exception):
             to_revision=None,
             target_revision=None,
             error=self.error_info(),
+            duration_seconds=duration_seconds,
         )
 
 
@@ -91,6 +101,19 @@ class PermissionDeniedError(MigrationsError):
     """The database role lacks a privilege (SQLSTATE 42501); the hint names it."""
 
     kind = ErrorKind.PERMISSION_DENIED
+
+
+class VerificationFailedError(MigrationsError):
+    """A check found the database not as expected; the result lists what it found."""
+
+    kind = ErrorKind.VERIFICATION_FAILED
+
+
+class PreconditionFailedError(MigrationsError):
+    """The data does not allow the request as it is: an unknown organization, a rule the
+    current rows break. Nothing was changed."""
+
+    kind = ErrorKind.PRECONDITION_FAILED
 
 
 class DataLossRefusedError(MigrationsError):

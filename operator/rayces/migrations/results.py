@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 Direction = Literal["upgrade", "downgrade"]
 
@@ -97,7 +97,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "success (also: nothing to do)",
     ExitCode.FAILED: "a revision failed (the database stays at the last revision that "
     "completed; the JSON's to_revision says which), or another operation failed",
-    ExitCode.USAGE: "usage error: bad option, database URL, revision, step count or value",
+    ExitCode.USAGE: "usage error: bad option, database URL, revision, step count or value "
+    "(a slug, time zone or amount); purge without --yes",
     ExitCode.CONNECTION: "cannot connect to the database (or lost it), or the embedded "
     "PostgreSQL did not start; retryable",
     ExitCode.LOCK_TIMEOUT: "another run held the migration lock longer than "
@@ -105,8 +106,10 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.DATA_LOSS_REFUSED: "rollback refused: it would drop tables or columns that hold "
     "rows (see --allow-data-loss)",
     ExitCode.PERMISSION_DENIED: "the database role lacks a privilege; the hint names it",
-    ExitCode.VERIFICATION_FAILED: "a verification found the database not as expected",
-    ExitCode.PRECONDITION_FAILED: "the database is not in a state the command can start from",
+    ExitCode.VERIFICATION_FAILED: "verify found violations (each is listed: check, table, id, "
+    "what is wrong)",
+    ExitCode.PRECONDITION_FAILED: "the database is not in a state the command can start from: "
+    "no organization has that slug, or the data does not allow it",
     ExitCode.INTERRUPTED: "interrupted by SIGINT (the JSON says where; run again to resume)",
     ExitCode.TERMINATED: "terminated by SIGTERM (as the kubelet sends it); as 130",
 }
@@ -201,8 +204,84 @@ def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+class CommandResult:
+    """What every command's result shares: the versioned envelope (`schema_version`, `command`,
+    `status`, `duration_seconds`, `error`) around the command's own fields, and reading it back
+    from a termination message."""
+
+    command: str
+    error: ErrorInfo | None
+    duration_seconds: float
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+    def fields(self) -> dict[str, Any]:
+        """The command's own fields, between `status` and `duration_seconds` in the JSON."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "command": self.command,
+            "status": "succeeded" if self.succeeded else "failed",
+            **self.fields(),
+            "duration_seconds": round(self.duration_seconds, 6),
+            "error": self.error.to_dict() if self.error else None,
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def termination_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
+        """The JSON cut to `limit` bytes (see the module's `termination_message`)."""
+        return termination_message(self.to_dict(), limit)
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Self:
+        """Read a result back, as the controller does; fields a newer writer added are ignored.
+
+        :raises ValueError: the document is not a result, or has a newer `schema_version`.
+        """
+        version = document.get("schema_version", 0)
+        if not isinstance(version, int) or version > RESULT_SCHEMA_VERSION:
+            raise ValueError(
+                f"result schema_version {version!r} is newer than {RESULT_SCHEMA_VERSION}"
+            )
+        if not isinstance(document.get("command"), str):
+            raise ValueError("not a raycesctl result: no 'command'")
+        error = document.get("error")
+        values = {
+            **cls.fields_from(document),
+            "command": document["command"],
+            "error": ErrorInfo.from_dict(error) if isinstance(error, dict) else None,
+            "duration_seconds": float(document.get("duration_seconds") or 0.0),
+        }
+        return cls(**values)
+
+    @classmethod
+    def fields_from(cls, document: dict[str, Any]) -> dict[str, Any]:
+        """The command's own fields read from `document` (as `fields` writes them)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_termination_message(cls, message: str) -> Self:
+        """Read the result a Job's container wrote to its termination message.
+
+        :raises ValueError: the message is not JSON, or not a result this version can read.
+        """
+        try:
+            document = json.loads(message)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"termination message is not JSON: {error.msg}") from None
+        if not isinstance(document, dict):
+            raise ValueError("termination message is not a JSON object")
+        return cls.from_dict(document)
+
+
 @dataclass(frozen=True)
-class MigrationResult:
+class MigrationResult(CommandResult):
     """The outcome of `upgrade` or `downgrade`.
 
     `to_revision` is where the database *is* after the run (on failure: the last revision that
@@ -217,42 +296,17 @@ class MigrationResult:
     error: ErrorInfo | None = None
     duration_seconds: float = 0.0
 
-    @property
-    def succeeded(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
+    def fields(self) -> dict[str, Any]:
         return {
-            "schema_version": RESULT_SCHEMA_VERSION,
-            "command": self.command,
-            "status": "succeeded" if self.succeeded else "failed",
             "from_revision": self.from_revision,
             "to_revision": self.to_revision,
             "target_revision": self.target_revision,
             "steps": [step.to_dict() for step in self.steps],
-            "duration_seconds": round(self.duration_seconds, 6),
-            "error": self.error.to_dict() if self.error else None,
         }
 
-    def to_json(self, *, indent: int | None = None) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
-
     @classmethod
-    def from_dict(cls, document: dict[str, Any]) -> MigrationResult:
-        """Read a result back, as the controller does; fields a newer writer added are ignored.
-
-        :raises ValueError: the document is not a result, or has a newer `schema_version`.
-        """
-        version = document.get("schema_version", 0)
-        if not isinstance(version, int) or version > RESULT_SCHEMA_VERSION:
-            raise ValueError(
-                f"result schema_version {version!r} is newer than {RESULT_SCHEMA_VERSION}"
-            )
-        if not isinstance(document.get("command"), str):
-            raise ValueError("not a raycesctl result: no 'command'")
-        error = document.get("error")
-        return cls(
-            command=document["command"],
+    def fields_from(cls, document: dict[str, Any]) -> dict[str, Any]:
+        return dict(
             from_revision=_optional_str(document.get("from_revision")),
             to_revision=_optional_str(document.get("to_revision")),
             target_revision=_optional_str(document.get("target_revision")),
@@ -266,23 +320,7 @@ class MigrationResult:
                 for step in document.get("steps") or []
                 if isinstance(step, dict)
             ),
-            error=ErrorInfo.from_dict(error) if isinstance(error, dict) else None,
-            duration_seconds=float(document.get("duration_seconds") or 0.0),
         )
-
-    @classmethod
-    def from_termination_message(cls, message: str) -> MigrationResult:
-        """Read the result a Job's container wrote to its termination message.
-
-        :raises ValueError: the message is not JSON, or not a result this version can read.
-        """
-        try:
-            document = json.loads(message)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"termination message is not JSON: {error.msg}") from None
-        if not isinstance(document, dict):
-            raise ValueError("termination message is not a JSON object")
-        return cls.from_dict(document)
 
 
 @dataclass(frozen=True)
@@ -368,6 +406,12 @@ _ERROR_MESSAGE_BUDGET = 2048
 _ERROR_HINT_BUDGET = 512
 
 
+#: Lists a termination message may shorten, each with the index of the item that goes first:
+#: the oldest steps (the newest say where the run ended), the last violations (the first is the
+#: one the error message names).
+_OMISSIBLE_LISTS: tuple[tuple[str, int], ...] = (("steps", 0), ("violations", -1))
+
+
 def _cut_error(document: dict[str, Any], key: str, budget: int) -> None:
     error = document["error"]
     value = str(error.get(key) or "")
@@ -379,8 +423,8 @@ def termination_message(document: dict[str, Any], limit: int = TERMINATION_MESSA
     """Compact JSON of `document` that fits in `limit` bytes, keeping from/to/error intact.
 
     What gives way, in order: the error's message and hint beyond 2048 and 512 bytes, then the
-    oldest steps (`steps_omitted` counts them), then the rest of the hint and of the message
-    (a cut text ends in "...").
+    oldest steps (`steps_omitted` counts them), then the last violations (`violations_omitted`),
+    then the rest of the hint and of the message (a cut text ends in "...").
 
     :param document: a result's `to_dict()`.
     :param limit: the byte budget; Kubernetes' is 4096.
@@ -391,14 +435,15 @@ def termination_message(document: dict[str, Any], limit: int = TERMINATION_MESSA
     if isinstance(document.get("error"), dict):
         _cut_error(document, "message", _ERROR_MESSAGE_BUDGET)
         _cut_error(document, "hint", _ERROR_HINT_BUDGET)
-    steps = list(document.get("steps") or [])
-    omitted = 0
-    while steps and _size({**document, "steps": steps, "steps_omitted": omitted}) > limit:
-        steps.pop(0)
-        omitted += 1
-    if omitted:
-        document["steps"] = steps
-        document["steps_omitted"] = omitted
+    for key, first in _OMISSIBLE_LISTS:
+        items = list(document.get(key) or [])
+        omitted = 0
+        while items and _size({**document, key: items, f"{key}_omitted": omitted}) > limit:
+            items.pop(first)
+            omitted += 1
+        if omitted:
+            document[key] = items
+            document[f"{key}_omitted"] = omitted
     for key in ("hint", "message"):
         # JSON escaping makes a value longer than its text: shorten until it fits.
         while isinstance(document.get("error"), dict) and _size(document) > limit:
@@ -425,7 +470,7 @@ def termination_message(document: dict[str, Any], limit: int = TERMINATION_MESSA
 
 
 @dataclass(frozen=True)
-class TenantResult:
+class TenantResult(CommandResult):
     """The outcome of `seed`, `tenant archive`, `tenant purge` and `verify` (one organization or,
     for verify, possibly all), in the same versioned contract as `MigrationResult`.
 
@@ -449,15 +494,8 @@ class TenantResult:
     error: ErrorInfo | None = None
     duration_seconds: float = 0.0
 
-    @property
-    def succeeded(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
+    def fields(self) -> dict[str, Any]:
         return {
-            "schema_version": RESULT_SCHEMA_VERSION,
-            "command": self.command,
-            "status": "succeeded" if self.succeeded else "failed",
             "organization": self.organization,
             "organization_id": self.organization_id,
             "changed": self.changed,
@@ -468,43 +506,12 @@ class TenantResult:
             "rows_removed": self.rows_removed,
             "checks": list(self.checks),
             "violations": list(self.violations),
-            "duration_seconds": round(self.duration_seconds, 6),
-            "error": self.error.to_dict() if self.error else None,
         }
 
-    def to_json(self, *, indent: int | None = None) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
-
-    def termination_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
-        """As `termination_message`, dropping the last violations first (`violations_omitted`)."""
-        document = self.to_dict()
-        violations = list(document["violations"])
-        omitted = 0
-        while violations and _size({**document, "violations": violations}) > limit - 32:
-            violations.pop()
-            omitted += 1
-        if omitted:
-            document["violations"] = violations
-            document["violations_omitted"] = omitted
-        return termination_message(document, limit)
-
     @classmethod
-    def from_dict(cls, document: dict[str, Any]) -> TenantResult:
-        """Read a result back; fields a newer writer added are ignored.
-
-        :raises ValueError: the document is not a result, or has a newer `schema_version`.
-        """
-        version = document.get("schema_version", 0)
-        if not isinstance(version, int) or version > RESULT_SCHEMA_VERSION:
-            raise ValueError(
-                f"result schema_version {version!r} is newer than {RESULT_SCHEMA_VERSION}"
-            )
-        if not isinstance(document.get("command"), str):
-            raise ValueError("not a raycesctl result: no 'command'")
-        error = document.get("error")
+    def fields_from(cls, document: dict[str, Any]) -> dict[str, Any]:
         organization_id = document.get("organization_id")
-        return cls(
-            command=document["command"],
+        return dict(
             organization=_optional_str(document.get("organization")),
             organization_id=organization_id if isinstance(organization_id, int) else None,
             changed=bool(document.get("changed")),
@@ -515,17 +522,4 @@ class TenantResult:
             rows_removed=document.get("rows_removed"),
             checks=tuple(str(check) for check in document.get("checks") or ()),
             violations=tuple(v for v in document.get("violations") or () if isinstance(v, dict)),
-            error=ErrorInfo.from_dict(error) if isinstance(error, dict) else None,
-            duration_seconds=float(document.get("duration_seconds") or 0.0),
         )
-
-    @classmethod
-    def from_termination_message(cls, message: str) -> TenantResult:
-        """Read the result a seed, tenant or verify Job wrote to its termination message."""
-        try:
-            document = json.loads(message)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"termination message is not JSON: {error.msg}") from None
-        if not isinstance(document, dict):
-            raise ValueError("termination message is not a JSON object")
-        return cls.from_dict(document)
