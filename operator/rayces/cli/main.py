@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rayces import __version__
+from rayces.cli import operator_command
 
 if TYPE_CHECKING:
     from rayces.migrations.errors import MigrationsError
@@ -342,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
             parents=[database, output],
         )
         sub.set_defaults(handler=handler)
+    operator_command.add_parsers(commands, _ArgumentParser)
     return parser
 
 
