@@ -76,7 +76,7 @@ def kubectl(
 def eventually(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
     """Poll `probe` until it returns something other than None/False; fail naming `what`."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: T | None = None
     while time.monotonic() < deadline:
         last = probe()
         if last:
@@ -100,6 +100,7 @@ def service_account_kubeconfig(plane: ControlPlane, path: Path) -> Path:
         answer = client.CoreV1Api(api).create_namespaced_service_account_token(
             SERVICE_ACCOUNT, NAMESPACE, request
         )
+    assert answer.status is not None
     token = answer.status.token
     config = {
         "apiVersion": "v1",
@@ -240,9 +241,8 @@ class Cluster:
         kubectl(self.plane.kubeconfig, "apply", "-f", "-", stdin=json.dumps(manifest))
 
     def get(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, NAMESPACE, PLURAL, name
-        )
+        found = self.custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+        assert isinstance(found, dict)
         return found
 
     def status(self, name: str) -> dict[str, Any]:
@@ -254,8 +254,10 @@ class Cluster:
                 return dict(item)
         return {}
 
-    def wait_for(self, name: str, kind: str, reason: str | None = None, timeout: float = 180.0) -> dict[str, Any]:
-        """Wait until condition `kind` is True (with `reason`, if given) for the current generation."""
+    def wait_for(
+        self, name: str, kind: str, reason: str | None = None, timeout: float = 180.0
+    ) -> dict[str, Any]:
+        """Wait until condition `kind` is True (and has `reason`) for the current generation."""
 
         def probe() -> dict[str, Any] | None:
             resource = self.get(name)
@@ -263,9 +265,12 @@ class Cluster:
             if status.get("observedGeneration") != resource["metadata"]["generation"]:
                 return None
             for item in status.get("conditions") or []:
-                if item.get("type") == kind and item.get("status") == "True":
-                    if reason is None or item.get("reason") == reason:
-                        return dict(status)
+                if (
+                    item.get("type") == kind
+                    and item.get("status") == "True"
+                    and (reason is None or item.get("reason") == reason)
+                ):
+                    return dict(status)
             return None
 
         return eventually(f"{name} {kind} {reason or ''}".strip(), probe, timeout)
@@ -282,18 +287,37 @@ class Cluster:
                 raise
             core.replace_namespaced_secret(name, NAMESPACE, body)
 
-    def jobs_of(self, name: str) -> list[client.V1Job]:
+    def plain(self, value: Any) -> Any:
+        """A client model as the JSON dict the API sent (camelCase keys)."""
+        return self.api.sanitize_for_serialization(value)  # type: ignore[no-untyped-call]
+
+    def jobs_of(self, name: str) -> list[dict[str, Any]]:
+        """The resource's Jobs, oldest first, as plain dicts."""
         uid = self.get(name)["metadata"]["uid"]
         jobs = client.BatchV1Api(self.api).list_namespaced_job(
             NAMESPACE, label_selector=f"rayces.io/schemamigration-uid={uid}"
         )
-        return sorted(jobs.items, key=lambda job: job.metadata.creation_timestamp)
+        plain: list[dict[str, Any]] = self.plain(jobs)["items"]
+        return sorted(plain, key=lambda job: str(job["metadata"]["creationTimestamp"]))
 
-    def events_of(self, name: str) -> list[client.CoreV1Event]:
+    def job_names(self, name: str) -> list[str]:
+        return [str(job["metadata"]["name"]) for job in self.jobs_of(name)]
+
+    def job_actions(self, name: str) -> list[str]:
+        return [str(job["metadata"]["labels"]["rayces.io/action"]) for job in self.jobs_of(name)]
+
+    def events_of(self, name: str) -> list[dict[str, Any]]:
         events = client.CoreV1Api(self.api).list_namespaced_event(
             NAMESPACE, field_selector=f"involvedObject.name={name}"
         )
-        return list(events.items)
+        items: list[dict[str, Any]] = self.plain(events)["items"]
+        return items
+
+    def config_map(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.plain(
+            client.CoreV1Api(self.api).read_namespaced_config_map(name, NAMESPACE)
+        )
+        return found
 
     def delete(self, name: str) -> None:
         with contextlib.suppress(client.ApiException):
