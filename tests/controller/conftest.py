@@ -147,8 +147,13 @@ def operator_cluster(
     running_operator: OperatorProcess, api_client: client.ApiClient, deployed: ControlPlane
 ) -> Iterator[Cluster]:
     """Admin helpers for one test, with the session's operator running."""
-    from tests.controller.operator_support import Cluster
+    from tests.controller.operator_support import Cluster, forbidden_lines
 
     if running_operator.process is None or not running_operator.process.running():
         running_operator.start()
+    log_start = len(running_operator.log_text())
     yield Cluster(plane=deployed, api=api_client)
+    running_operator.sample_memory()
+    refused = forbidden_lines(running_operator.log_text()[log_start:])
+    if refused:
+        pytest.fail(f"the operator was refused by RBAC: {refused[0][:500]}", pytrace=False)

@@ -16,27 +16,36 @@ from rayces.controller.runtime import Runtime
 from rayces.controller.settings import MANAGER, PERSISTENCE_PREFIX
 
 
+def kopf_settings() -> kopf.OperatorSettings:
+    """kopf's settings, fixed before it starts (its observers read them at once)."""
+    settings = kopf.OperatorSettings()
+    # Our own prefix for kopf's bookkeeping, so no other kopf operator collides with it.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=PERSISTENCE_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PERSISTENCE_PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{PERSISTENCE_PREFIX}/finalizer"
+    # One replica (Deployment strategy Recreate): no peering, no KopfPeering CRDs.
+    settings.peering.standalone = True
+    # The namespaces are given by name and the CRDs are installed with the operator: no
+    # cluster-wide watch of namespaces and CRDs, so the Role stays namespaced.
+    settings.scanning.disabled = True
+    # We post our own Events, one per step, with reasons a person can act on.
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    return settings
+
+
 def register(
     registry: kopf.OperatorRegistry, runtime: Runtime, configuration: client.Configuration
 ) -> None:
     """Register the operator's handlers into `registry`."""
 
     @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Our own prefix for kopf's bookkeeping, so no other kopf operator collides with it.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-            prefix=PERSISTENCE_PREFIX
-        )
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=PERSISTENCE_PREFIX, key="last-handled-configuration"
-        )
-        settings.persistence.finalizer = f"{PERSISTENCE_PREFIX}/finalizer"
-        # One replica (Deployment strategy Recreate): no peering, no KopfPeering CRDs.
-        settings.peering.standalone = True
-        # We post our own Events, one per step, with reasons a person can act on.
-        settings.posting.enabled = False
-        settings.watching.server_timeout = 300
-        settings.watching.client_timeout = 330
+    def start(**_: Any) -> None:
         runtime.start()
 
     @kopf.on.cleanup(registry=registry)

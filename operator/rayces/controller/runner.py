@@ -104,6 +104,7 @@ def run(
     try:
         kopf.run(
             registry=registry,
+            settings=handlers.kopf_settings(),
             namespaces=list(namespaces),
             standalone=True,
             liveness_endpoint=f"http://{host}:{health_port}/healthz",
