@@ -60,7 +60,8 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
         "--health-port", type=int, default=8081, help="port of the liveness probe /healthz (8081)"
     )
     operator.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
-    operator.set_defaults(handler=_operator)
+    # quiet: raycesctl's plain progress logging stays off; the operator logs JSON.
+    operator.set_defaults(handler=_operator, quiet=True)
 
     current = commands.add_parser(
         "current-revision",

@@ -45,6 +45,9 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in ("rayces", "alembic"):  # one format for every line, through the root handler
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
     # kopf's per-object logger repeats every handler call at INFO; keep its warnings.
     logging.getLogger("kopf").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -364,12 +364,18 @@ def reconcile(observed: Observed, settings: OperatorSettings) -> Decision:
     lost = _lost_job(builder, spec, epoch)
     if lost is not None:
         return lost
-    latest = max(epoch, key=lambda item: (item.created_at, item.intent.attempt), default=None)
+    latest = max(epoch, key=_creation_order, default=None)
     if latest is not None:
         decided = _after_job(builder, spec, latest, epoch)
         if decided is not None:
             return decided
     return _next_job(builder, spec, attempt=1)
+
+
+def _creation_order(job: ObservedJob) -> tuple[str, int, int]:
+    """Jobs in the order they were made (timestamps have one-second resolution: a rollback
+    always follows the upgrade it undoes, and attempt n+1 follows attempt n)."""
+    return (job.created_at, int(job.intent.purpose == "rollback-on-failure"), job.intent.attempt)
 
 
 def _lost_job(
@@ -431,7 +437,7 @@ def _record_finished_jobs(builder: _Builder, spec: SchemaMigrationSpec) -> None:
     recorded_names = {str(item.get("job")) for item in builder.status.get("history") or () if item}
     finished = sorted(
         (job for job in builder.observed.jobs if job.state.finished),
-        key=lambda item: (item.created_at, item.intent.attempt),
+        key=_creation_order,
     )
     for job in finished:
         outcome = read_outcome(job.state, job.pods)
