@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: migrate test lint controlplane bench clean
+.PHONY: migrate test lint controlplane kstatus bench clean
 
 $(BIN)/raycesctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,10 @@ lint: $(BIN)/raycesctl
 controlplane:
 	bash tests/controlplane/build.sh
 
-test: lint controlplane
+kstatus:
+	bash tests/kstatus/build.sh
+
+test: lint controlplane kstatus
 	$(BIN)/pytest
 
 bench: $(BIN)/raycesctl
