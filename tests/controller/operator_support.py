@@ -93,12 +93,17 @@ def free_port() -> int:
 
 def service_account_kubeconfig(plane: ControlPlane, path: Path) -> Path:
     """A kubeconfig with a TokenRequest token of the operator's ServiceAccount."""
+    return service_account_kubeconfig_for(plane, NAMESPACE, path)
+
+
+def service_account_kubeconfig_for(plane: ControlPlane, namespace: str, path: Path) -> Path:
+    """A kubeconfig with a TokenRequest token of `rayces-operator` in `namespace`."""
     with plane.api_client() as api:
         request = client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=6 * 3600)
         )
         answer = client.CoreV1Api(api).create_namespaced_service_account_token(
-            SERVICE_ACCOUNT, NAMESPACE, request
+            SERVICE_ACCOUNT, namespace, request
         )
     assert answer.status is not None
     token = answer.status.token
@@ -135,7 +140,7 @@ class OperatorProcess:
     process: ManagedProcess | None = None
     peak_rss_kib: int = 0
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
         self.metrics_port = free_port()
         health_port = free_port()
         raycesctl = str(Path(sys.executable).with_name("raycesctl"))
@@ -164,7 +169,8 @@ class OperatorProcess:
             self.log_path,
             env=env,
         )
-        eventually("the operator's /readyz", self.ready, timeout=90)
+        if wait:
+            eventually("the operator's /readyz", self.ready, timeout=90)
 
     def ready(self) -> bool:
         if self.process is None or not self.process.running():
@@ -232,6 +238,7 @@ class Cluster:
 
     plane: ControlPlane
     api: client.ApiClient
+    namespace: str = NAMESPACE
 
     @property
     def custom(self) -> client.CustomObjectsApi:
@@ -241,7 +248,9 @@ class Cluster:
         kubectl(self.plane.kubeconfig, "apply", "-f", "-", stdin=json.dumps(manifest))
 
     def get(self, name: str) -> dict[str, Any]:
-        found = self.custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+        found = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name
+        )
         assert isinstance(found, dict)
         return found
 
@@ -277,15 +286,16 @@ class Cluster:
 
     def secret(self, name: str, url: str, key: str = "DATABASE_URL") -> None:
         body = client.V1Secret(
-            metadata=client.V1ObjectMeta(name=name, namespace=NAMESPACE), string_data={key: url}
+            metadata=client.V1ObjectMeta(name=name, namespace=self.namespace),
+            string_data={key: url},
         )
         core = client.CoreV1Api(self.api)
         try:
-            core.create_namespaced_secret(NAMESPACE, body)
+            core.create_namespaced_secret(self.namespace, body)
         except client.ApiException as error:
             if error.status != 409:
                 raise
-            core.replace_namespaced_secret(name, NAMESPACE, body)
+            core.replace_namespaced_secret(name, self.namespace, body)
 
     def plain(self, value: Any) -> Any:
         """A client model as the JSON dict the API sent (camelCase keys)."""
@@ -295,7 +305,7 @@ class Cluster:
         """The resource's Jobs, oldest first, as plain dicts."""
         uid = self.get(name)["metadata"]["uid"]
         jobs = client.BatchV1Api(self.api).list_namespaced_job(
-            NAMESPACE, label_selector=f"rayces.io/schemamigration-uid={uid}"
+            self.namespace, label_selector=f"rayces.io/schemamigration-uid={uid}"
         )
         plain: list[dict[str, Any]] = self.plain(jobs)["items"]
         return sorted(plain, key=lambda job: str(job["metadata"]["creationTimestamp"]))
@@ -308,20 +318,22 @@ class Cluster:
 
     def events_of(self, name: str) -> list[dict[str, Any]]:
         events = client.CoreV1Api(self.api).list_namespaced_event(
-            NAMESPACE, field_selector=f"involvedObject.name={name}"
+            self.namespace, field_selector=f"involvedObject.name={name}"
         )
         items: list[dict[str, Any]] = self.plain(events)["items"]
         return items
 
     def config_map(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = self.plain(
-            client.CoreV1Api(self.api).read_namespaced_config_map(name, NAMESPACE)
+            client.CoreV1Api(self.api).read_namespaced_config_map(name, self.namespace)
         )
         return found
 
     def delete(self, name: str) -> None:
         with contextlib.suppress(client.ApiException):
-            self.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name
+            )
 
 
 def schema_migration(
