@@ -102,6 +102,11 @@ def pytest_terminal_summary(
     seconds = config.stash.get(START_SECONDS, None)
     if seconds is not None:
         terminalreporter.write_line(f"test control plane started in {seconds:.1f}s")
+    from tests.controller.operator_support import FOOTPRINT
+
+    footprint = config.stash.get(FOOTPRINT, None)
+    if footprint is not None:
+        terminalreporter.write_line(footprint)
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+import pytest
 from kubernetes import client
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.processes import ManagedProcess, start_process
@@ -45,6 +46,8 @@ TEST_SETTINGS = {
 }
 
 T = TypeVar("T")
+#: Figures of test_operator_footprint, printed in the test summary.
+FOOTPRINT = pytest.StashKey[str]()
 
 
 def kubectl_binary() -> str:
