@@ -59,7 +59,12 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     operator.add_argument(
         "--health-port", type=int, default=8081, help="port of the liveness probe /healthz (8081)"
     )
-    operator.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    operator.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning"),
+        help="lowest level logged, as JSON lines on stderr (info)",
+    )
     # quiet: raycesctl's plain progress logging stays off; the operator logs JSON.
     operator.set_defaults(handler=_operator, quiet=True)
 
@@ -70,7 +75,13 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
         "the JSON result format of `migrate`. Used by dry-run Jobs.",
     )
     current.add_argument("--database-url", metavar="URL", help="default: $DATABASE_URL")
-    current.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    current.add_argument(
+        "--output",
+        "-o",
+        choices=("text", "json"),
+        default="text",
+        help="text (the revision) or the JSON result",
+    )
     current.add_argument(
         "--termination-message-path",
         metavar="PATH",

@@ -721,7 +721,9 @@ def _next_job(
                 f"SchemaMigration {holder} already manages the database in Secret "
                 f"{spec.database.name} key {spec.database.key}; delete one of the two or point "
                 "this one at another database",
-            )
+            ),
+            # the claim ends when the other resource goes; no event tells this one
+            requeue_after=builder.settings.resync_seconds,
         )
     if observed.database_busy_with:
         return builder.decide(
