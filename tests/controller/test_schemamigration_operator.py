@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -199,17 +200,22 @@ def test_a_missing_secret_is_picked_up_when_it_appears(
         temporary_database(postgres_server_url, prefix="nosecret") as url,
         applied(operator_cluster, schema_migration(name, secret)),
     ):
-        status = operator_cluster.wait_for(name, "Reconciling", "SecretNotFound")
-        assert secret in operator_cluster.condition(name, "Reconciling")["message"]
-        assert "next check at" in operator_cluster.condition(name, "Reconciling")["message"]
-        # After the bounded checks it is Stalled, and still picks the Secret up by itself.
+        # Checked with backoff, then Stalled, and still picked up by itself.
         operator_cluster.wait_for(name, "Stalled", "SecretNotFound", timeout=120)
+        assert secret in operator_cluster.condition(name, "Stalled")["message"]
+        steps = [
+            (event["type"], event["message"])
+            for event in operator_cluster.events_of(name)
+            if event["reason"] == "SecretNotFound"
+        ]
+        assert any(kind == "Normal" and "check 1 of 3" in text for kind, text in steps), steps
+        assert any(kind == "Warning" and "after 3 checks" in text for kind, text in steps), steps
         assert operator_cluster.jobs_of(name) == []
         appeared = time.monotonic()
         operator_cluster.secret(secret, url)
-        operator_cluster.wait_for(name, "Reconciling", timeout=30)
+        eventually("a Job after the Secret appeared", lambda: operator_cluster.jobs_of(name), 30)
         assert time.monotonic() - appeared <= 30
-        operator_cluster.wait_for(name, "Ready")
+        status = operator_cluster.wait_for(name, "Ready")
         assert database_revision(url) == head_revision()
         assert status["targetRevision"] == "head"
 
@@ -330,15 +336,32 @@ def test_transient_failures_back_off_then_stall(operator_cluster: Cluster) -> No
         operator_cluster,
         schema_migration(name, secret, timeouts={"lockWaitTimeoutSeconds": 5}),
     ):
-        status = operator_cluster.wait_for(name, "Reconciling", "RetryScheduled", timeout=120)
-        message = operator_cluster.condition(name, "Reconciling")["message"]
-        assert re.search(r"attempt [12] of 3 failed: cannot connect", message), message
-        assert "next attempt at" in message
-        assert status["retry"]["backoffSeconds"] in (1, 2)
         status = operator_cluster.wait_for(name, "Stalled", "DatabaseUnreachable", timeout=240)
         assert "gave up after 3 attempts" in operator_cluster.condition(name, "Stalled")["message"]
         assert [run["attempt"] for run in status["history"]] == [1, 2, 3]
         assert all(run["exitCode"] == 3 for run in status["history"])
+        scheduled = [
+            event["message"]
+            for event in operator_cluster.events_of(name)
+            if event["reason"] == "RetryScheduled"
+        ]
+        # The Reconciling message said what failed and when the next attempt comes (a retry
+        # already due when the failure is noticed starts at once, so not every one is seen).
+        assert scheduled, "no RetryScheduled event"
+        assert all(
+            re.search(
+                r"attempt [12] of 3 failed: cannot connect.*next attempt at .*\(backoff [12]s\)",
+                message,
+            )
+            for message in scheduled
+        ), scheduled
+        # The attempts were spaced by the doubling backoff (1 s, then 2 s, in these tests).
+        runs = status["history"]
+        for earlier, later, backoff in ((runs[0], runs[1], 1), (runs[1], runs[2], 2)):
+            gap = datetime.fromisoformat(later["startedAt"]) - datetime.fromisoformat(
+                earlier["finishedAt"]
+            )
+            assert gap.total_seconds() >= backoff, (earlier, later)
         # No secret anywhere the operator writes: status, events, Job specs.
         events = " ".join(event.get("message", "") for event in operator_cluster.events_of(name))
         jobs = json.dumps(operator_cluster.jobs_of(name))

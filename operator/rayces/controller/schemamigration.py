@@ -28,7 +28,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rayces.controller.conditions import READY, Verdict, build_conditions, condition
+from rayces.controller.conditions import (
+    READY,
+    RECONCILING,
+    STALLED,
+    Verdict,
+    build_conditions,
+    condition,
+)
 from rayces.controller.jobs import (
     JobIntent,
     Owner,
@@ -298,10 +305,12 @@ class _Builder:
         )
 
     def decide(self, verdict: Verdict, **changes: Any) -> Decision:
-        previous = condition(self.old.get("conditions"), READY)
-        before = (previous.get("status"), previous.get("reason"))
-        ready = "True" if verdict.phase == "ready" else "False"
-        if before != (ready, verdict.reason) or self.new_epoch:
+        # An Event per step: when the phase or its reason changes, not on every reconcile.
+        before = (
+            _phase(self.old.get("conditions")),
+            condition(self.old.get("conditions"), READY).get("reason"),
+        )
+        if before != (verdict.phase, verdict.reason) or self.new_epoch:
             kind = "Warning" if verdict.phase == "stalled" else "Normal"
             self.events.append(Event(kind, verdict.reason, redact(verdict.message)))
         self.status["conditions"] = build_conditions(
@@ -317,6 +326,13 @@ class _Builder:
             outcomes=tuple(self.outcomes),
             **changes,
         )
+
+
+def _phase(conditions: Sequence[Mapping[str, Any]] | None) -> str:
+    for kind, phase in ((STALLED, "stalled"), (RECONCILING, "reconciling"), (READY, "ready")):
+        if condition(conditions, kind).get("status") == "True":
+            return phase
+    return "idle"
 
 
 def reconcile(observed: Observed, settings: OperatorSettings) -> Decision:
