@@ -140,12 +140,13 @@ class OperatorProcess:
     namespace: str = NAMESPACE
     environment: Mapping[str, str] = field(default_factory=lambda: dict(TEST_SETTINGS))
     metrics_port: int = 0
+    health_port: int = 0
     process: ManagedProcess | None = None
     peak_rss_kib: int = 0
 
     def start(self, *, wait: bool = True) -> None:
         self.metrics_port = free_port()
-        health_port = free_port()
+        self.health_port = health_port = free_port()
         raycesctl = str(Path(sys.executable).with_name("raycesctl"))
         env = {
             "PATH": os.environ.get("PATH", ""),
