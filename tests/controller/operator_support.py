@@ -43,6 +43,7 @@ TEST_SETTINGS = {
     "RAYCES_MAX_ATTEMPTS": "3",
     "RAYCES_RESYNC_SECONDS": "2",
     "RAYCES_JOB_IMAGE": "rayces-operator:test",
+    "RAYCES_DRY_RUN_MAX_BYTES": "25000",
 }
 
 T = TypeVar("T")

@@ -22,6 +22,7 @@ from kubernetes import client
 from tests.controller.operator_support import (
     DEPLOY_DIR,
     NAMESPACE,
+    TEST_SETTINGS,
     Cluster,
     OperatorProcess,
     applied,
@@ -190,6 +191,28 @@ def test_a_dry_run_stores_the_sql_and_changes_nothing(
             assert url.split("@")[0] not in json.dumps(status)
             actions = operator_cluster.job_actions(name)
             assert actions == ["inspect"]
+
+
+def test_a_dry_run_too_large_for_a_config_map_is_truncated_and_says_so(
+    operator_cluster: Cluster, postgres_server_url: str
+) -> None:
+    # The test operator keeps at most RAYCES_DRY_RUN_MAX_BYTES (25,000) of SQL; the whole
+    # upgrade from an empty database is larger.
+    limit = int(TEST_SETTINGS["RAYCES_DRY_RUN_MAX_BYTES"])
+    name, secret = unique("bigplan"), unique("db")
+    with temporary_database(postgres_server_url, prefix="bigplan") as url:
+        operator_cluster.secret(secret, url)
+        with applied(operator_cluster, schema_migration(name, secret, dryRun=True)):
+            status = operator_cluster.wait_for(name, "Ready", "DryRunPlanned")
+            dry_run = status["dryRun"]
+            assert dry_run["fromRevision"] == "base"
+            assert dry_run["truncated"] is True
+            assert dry_run["storedBytes"] <= limit < dry_run["sizeBytes"]
+            assert "truncated" in operator_cluster.condition(name, "Ready")["message"]
+            data = operator_cluster.config_map(dry_run["configMap"])["data"]
+            assert data["truncated"] == "true"
+            assert f"truncated to {dry_run['storedBytes']} bytes" in data["plan.sql"]
+            assert database_revision(url) is None
 
 
 def test_a_missing_secret_is_picked_up_when_it_appears(
