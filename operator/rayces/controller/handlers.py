@@ -34,6 +34,8 @@ def kopf_settings() -> kopf.OperatorSettings:
     settings.scanning.disabled = True
     # We post our own Events, one per step, with reasons a person can act on.
     settings.posting.enabled = False
+    # Watch only our own Jobs, filtered by the apiserver, not every Job of the namespace.
+    settings.watching.label_selectors["batch", "v1", "jobs"] = f"{LABEL_MANAGED_BY}={MANAGER}"
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     return settings
