@@ -4,12 +4,14 @@ on speed; the benchmark in bench/operator_bench.py measures time)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from contextlib import ExitStack
 
 import pytest
 from tests.controller.operator_support import (
     FOOTPRINT,
+    TEST_SETTINGS,
     Cluster,
     OperatorProcess,
     applied,
@@ -23,8 +25,12 @@ from rayces.migrations.embedded import temporary_database
 RESOURCES = 4
 
 
-def total(samples: dict[str, float], name: str) -> float:
-    return sum(value for key, value in samples.items() if key.split("{")[0] == name)
+def total(samples: dict[str, float], name: str, verb: str = "") -> float:
+    return sum(
+        value
+        for key, value in samples.items()
+        if key.split("{")[0] == name and (not verb or f'verb="{verb}"' in key)
+    )
 
 
 def test_memory_and_api_calls_per_reconcile(
@@ -52,7 +58,15 @@ def test_memory_and_api_calls_per_reconcile(
             operator_cluster.wait_for(name, "Ready")
             running_operator.sample_memory()
         assert all(database_revision(url) == head_revision() for url in urls)
-    after = running_operator.metrics()
+        # Settled: reconciles that change nothing write nothing (no status churn, no hot loop).
+        settled = running_operator.metrics()
+        time.sleep(3 * float(TEST_SETTINGS["RAYCES_RESYNC_SECONDS"]))
+        idle = running_operator.metrics()
+        for verb in ("patch", "post"):
+            assert total(idle, "rayces_api_requests_total", verb) == total(
+                settled, "rayces_api_requests_total", verb
+            ), verb
+    after = settled
     reconciles = total(after, "rayces_reconciles_total") - total(before, "rayces_reconciles_total")
     calls = total(after, "rayces_api_requests_total") - total(before, "rayces_api_requests_total")
     started = total(after, "rayces_jobs_started_total") - total(before, "rayces_jobs_started_total")
