@@ -36,10 +36,11 @@ DEPLOY_DIR = REPOSITORY / "deploy"
 NAMESPACE = "raycesv3"
 SERVICE_ACCOUNT = "rayces-operator"
 GROUP, VERSION, PLURAL = "rayces.io", "v1alpha1", "schemamigrations"
-#: Settings that keep retries short in tests (the defaults are 10 s doubling to 5 min).
+#: Settings that keep retries short in tests (the defaults are 10 s doubling to 5 min), yet long
+#: enough that a scheduled retry is still ahead when the operator notices a failure.
 TEST_SETTINGS = {
-    "RAYCES_RETRY_BASE_SECONDS": "1",
-    "RAYCES_RETRY_CAP_SECONDS": "4",
+    "RAYCES_RETRY_BASE_SECONDS": "5",
+    "RAYCES_RETRY_CAP_SECONDS": "20",
     "RAYCES_MAX_ATTEMPTS": "3",
     "RAYCES_RESYNC_SECONDS": "2",
     "RAYCES_JOB_IMAGE": "rayces-operator:test",

@@ -581,6 +581,10 @@ def test_a_missing_secret_is_checked_with_backoff_then_stalled() -> None:
         now += timedelta(hours=1)
     assert reasons[0] == ("Reconciling", "SecretNotFound")
     assert reasons[-1] == ("Stalled", "SecretNotFound")
+    # Given up: looked at again, but the status (and so the API) is left alone.
+    again = decide(resource(status=status), secret_exists=False, now=now)
+    assert again.status == status
+    assert again.events == ()
     found = decide(resource(status=status), secret_exists=True, now=now)
     assert found.job is not None
 

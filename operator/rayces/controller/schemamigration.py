@@ -806,13 +806,17 @@ def _secret_missing(builder: _Builder, spec: SchemaMigrationSpec) -> Decision:
     checks = dict(builder.status.get("secretChecks") or {})
     due = _parse_time(checks.get("nextCheckAt"))
     count = int(checks.get("count") or 0)
-    if due is None or builder.now >= due:
+    # Counted with backoff up to the bound; after it, still looked at every resync (the
+    # Secret is picked up within 30 seconds) but status is no longer rewritten each time.
+    if count < settings.max_attempts and (due is None or builder.now >= due):
         count += 1
         delay = retry_delay(
             count, base_seconds=settings.retry_base_seconds, cap_seconds=settings.retry_cap_seconds
         )
         due = builder.now + timedelta(seconds=delay)
         checks = {"count": count, "nextCheckAt": _iso(due)}
+    if count >= settings.max_attempts:
+        checks = {"count": count}
     builder.status["secretChecks"] = checks
     what = (
         f"Secret {spec.database.name} (key {spec.database.key}) not found in namespace "
