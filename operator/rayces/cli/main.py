@@ -13,6 +13,7 @@ from rayces.cli import (
     embedded_commands,
     inspection_commands,
     migration_commands,
+    operator_commands,
     schema_commands,
 )
 from rayces.cli.dispatch import run
@@ -35,6 +36,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     inspection_commands,
     schema_commands,
     embedded_commands,
+    operator_commands,
 )
 
 
