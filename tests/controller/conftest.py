@@ -21,6 +21,8 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from kubernetes import client
@@ -41,6 +43,9 @@ from tests.controlplane.realnode import (
     locate_node_tools,
     running_real_node,
 )
+
+if TYPE_CHECKING:
+    from tests.controller.operator_support import Cluster, OperatorProcess
 
 SKIP_ENVIRONMENT_VARIABLE = "RAYCES_SKIP_CONTROL_PLANE"
 START_SECONDS = pytest.StashKey[float]()
@@ -194,3 +199,63 @@ def pytest_terminal_summary(
     node_seconds = config.stash.get(NODE_START_SECONDS, None)
     if node_seconds is not None:
         terminalreporter.write_line(f"real test node started in {node_seconds:.1f}s")
+    from tests.controller.operator_support import FOOTPRINT
+
+    footprint = config.stash.get(FOOTPRINT, None)
+    if footprint is not None:
+        terminalreporter.write_line(footprint)
+
+
+@pytest.fixture(scope="session")
+def deployed(control_plane: ControlPlane) -> ControlPlane:
+    """`kubectl apply -k deploy/`, as a person installs the operator (Deployment scaled to 0:
+    the emulated node gives Pods no ServiceAccount token, so the operator runs locally)."""
+    from tests.controller.operator_support import DEPLOY_DIR, NAMESPACE, kubectl
+
+    kubectl(control_plane.kubeconfig, "apply", "-k", str(DEPLOY_DIR))
+    kubectl(
+        control_plane.kubeconfig,
+        "-n",
+        NAMESPACE,
+        "scale",
+        "deployment/rayces-operator",
+        "--replicas=0",
+    )
+    return control_plane
+
+
+@pytest.fixture(scope="session")
+def running_operator(
+    deployed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator for the session, running as the deploy/ ServiceAccount (TokenRequest)."""
+    from tests.controller.operator_support import OperatorProcess, service_account_kubeconfig
+
+    directory = tmp_path_factory.mktemp("operator")
+    kubeconfig = service_account_kubeconfig(deployed, directory / "kubeconfig")
+    operator = OperatorProcess(kubeconfig=kubeconfig, log_path=directory / "operator.log")
+    operator.start()
+    yield operator
+    operator.stop()
+    log_directory = os.environ.get("RAYCES_CONTROLPLANE_LOG_DIR")
+    if log_directory:
+        destination = Path(log_directory)
+        destination.mkdir(parents=True, exist_ok=True)
+        (destination / "operator.log").write_text(operator.log_text())
+
+
+@pytest.fixture
+def operator_cluster(
+    running_operator: OperatorProcess, api_client: client.ApiClient, deployed: ControlPlane
+) -> Iterator[Cluster]:
+    """Admin helpers for one test, with the session's operator running."""
+    from tests.controller.operator_support import Cluster, forbidden_lines
+
+    if running_operator.process is None or not running_operator.process.running():
+        running_operator.start()
+    log_start = len(running_operator.log_text())
+    yield Cluster(plane=deployed, api=api_client)
+    running_operator.sample_memory()
+    refused = forbidden_lines(running_operator.log_text()[log_start:])
+    if refused:
+        pytest.fail(f"the operator was refused by RBAC: {refused[0][:500]}", pytrace=False)

@@ -13,6 +13,7 @@ from rayces.cli import (
     embedded_commands,
     inspection_commands,
     migration_commands,
+    operator_commands,
     schema_commands,
     tenant_commands,
 )
@@ -37,6 +38,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     schema_commands,
     embedded_commands,
     tenant_commands,
+    operator_commands,
 )
 
 

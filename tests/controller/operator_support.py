@@ -1,0 +1,401 @@
+"""The operator under test: deployed with kubectl, run as its ServiceAccount, watched from outside.
+
+`deploy/` is applied with the real `kubectl apply -k`. Its Deployment is then scaled to zero:
+the emulated node gives Pods no service-account token (docs/control-plane.md), so the operator
+runs here as a local process instead, with a kubeconfig holding a TokenRequest token of the
+`rayces-operator` ServiceAccount. It therefore has exactly the rights of deploy/'s Role, and a
+403 in its log is a test failure. Its memory (VmHWM from /proc) and API calls (from /metrics)
+are read from outside, as a person would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from kubernetes import client
+from tests.controlplane.harness import ControlPlane
+from tests.controlplane.processes import ManagedProcess, start_process
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = REPOSITORY / "deploy"
+NAMESPACE = "raycesv3"
+SERVICE_ACCOUNT = "rayces-operator"
+GROUP, VERSION, PLURAL = "rayces.io", "v1alpha1", "schemamigrations"
+#: Settings that keep retries short in tests (the defaults are 10 s doubling to 5 min), yet long
+#: enough that a scheduled retry is still ahead when the operator notices a failure.
+TEST_SETTINGS = {
+    "RAYCES_RETRY_BASE_SECONDS": "5",
+    "RAYCES_RETRY_CAP_SECONDS": "20",
+    "RAYCES_MAX_ATTEMPTS": "3",
+    "RAYCES_RESYNC_SECONDS": "2",
+    "RAYCES_JOB_IMAGE": "rayces-operator:test",
+    "RAYCES_DRY_RUN_MAX_BYTES": "25000",
+}
+
+T = TypeVar("T")
+#: Figures of test_operator_footprint, printed in the test summary.
+FOOTPRINT = pytest.StashKey[str]()
+
+
+def kubectl_binary() -> str:
+    found = shutil.which("kubectl")
+    if found is None:
+        raise RuntimeError("kubectl is not on PATH; install it (apt-get install kubectl)")
+    return found
+
+
+def kubectl(
+    kubeconfig: Path, *arguments: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the real kubectl; on failure raise with its stderr."""
+    completed = subprocess.run(
+        [kubectl_binary(), "--kubeconfig", str(kubeconfig), *arguments],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if check and completed.returncode != 0:
+        raise AssertionError(
+            f"kubectl {' '.join(arguments)} exited {completed.returncode}: {completed.stderr}"
+        )
+    return completed
+
+
+def eventually(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
+    """Poll `probe` until it returns something other than None/False; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def service_account_kubeconfig(plane: ControlPlane, path: Path) -> Path:
+    """A kubeconfig with a TokenRequest token of the operator's ServiceAccount."""
+    return service_account_kubeconfig_for(plane, NAMESPACE, path)
+
+
+def service_account_kubeconfig_for(plane: ControlPlane, namespace: str, path: Path) -> Path:
+    """A kubeconfig with a TokenRequest token of `rayces-operator` in `namespace`."""
+    with plane.api_client() as api:
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=6 * 3600)
+        )
+        answer = client.CoreV1Api(api).create_namespaced_service_account_token(
+            SERVICE_ACCOUNT, namespace, request
+        )
+    assert answer.status is not None
+    token = answer.status.token
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "test",
+                "cluster": {
+                    "server": plane.server,
+                    "certificate-authority": str(plane.certificate_authority),
+                },
+            }
+        ],
+        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "test", "user": SERVICE_ACCOUNT}}],
+        "current-context": "sa",
+    }
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class OperatorProcess:
+    """`raycesctl operator` as a local process, restartable, with its log kept across runs."""
+
+    kubeconfig: Path
+    log_path: Path
+    namespace: str = NAMESPACE
+    environment: Mapping[str, str] = field(default_factory=lambda: dict(TEST_SETTINGS))
+    metrics_port: int = 0
+    health_port: int = 0
+    process: ManagedProcess | None = None
+    peak_rss_kib: int = 0
+
+    def start(self, *, wait: bool = True) -> None:
+        self.metrics_port = free_port()
+        self.health_port = health_port = free_port()
+        raycesctl = str(Path(sys.executable).with_name("raycesctl"))
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "LANG": "C.UTF-8",
+            **self.environment,
+        }
+        self.process = start_process(
+            "operator",
+            [
+                raycesctl,
+                "operator",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--namespace",
+                self.namespace,
+                "--host",
+                "127.0.0.1",
+                "--metrics-port",
+                str(self.metrics_port),
+                "--health-port",
+                str(health_port),
+            ],
+            self.log_path,
+            env=env,
+        )
+        if wait:
+            eventually("the operator's /readyz", self.ready, timeout=90)
+
+    def ready(self) -> bool:
+        if self.process is None or not self.process.running():
+            raise AssertionError(f"the operator exited:\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2
+            ) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    def sample_memory(self) -> int:
+        """Peak resident memory (KiB) of the process so far, from /proc."""
+        if self.process is None or not self.process.running():
+            return self.peak_rss_kib
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.process.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak_rss_kib = max(self.peak_rss_kib, int(line.split()[1]))
+        return self.peak_rss_kib
+
+    def metrics(self) -> dict[str, float]:
+        """The /metrics samples, name{labels} → value."""
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as answer:
+            text = answer.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def kill(self) -> None:
+        """SIGKILL, as when a node dies: no cleanup runs."""
+        if self.process is not None:
+            self.sample_memory()
+            self.process._signal_group(__import__("signal").SIGKILL)
+            self.process.process.wait()
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        self.sample_memory()
+        return self.process.stop(grace_seconds=15)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+@dataclass
+class Cluster:
+    """Admin-side helpers for the tests: apply, read and wait for SchemaMigrations."""
+
+    plane: ControlPlane
+    api: client.ApiClient
+    namespace: str = NAMESPACE
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    def apply(self, manifest: Mapping[str, Any]) -> None:
+        kubectl(self.plane.kubeconfig, "apply", "-f", "-", stdin=json.dumps(manifest))
+
+    def get(self, name: str) -> dict[str, Any]:
+        found = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name
+        )
+        assert isinstance(found, dict)
+        return found
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get(name).get("status") or {})
+
+    def condition(self, name: str, kind: str) -> dict[str, Any]:
+        for item in self.status(name).get("conditions") or []:
+            if item.get("type") == kind:
+                return dict(item)
+        return {}
+
+    def wait_for(
+        self, name: str, kind: str, reason: str | None = None, timeout: float = 180.0
+    ) -> dict[str, Any]:
+        """Wait until condition `kind` is True (and has `reason`) for the current generation."""
+
+        def probe() -> dict[str, Any] | None:
+            resource = self.get(name)
+            status = resource.get("status") or {}
+            if status.get("observedGeneration") != resource["metadata"]["generation"]:
+                return None
+            for item in status.get("conditions") or []:
+                if (
+                    item.get("type") == kind
+                    and item.get("status") == "True"
+                    and (reason is None or item.get("reason") == reason)
+                ):
+                    return dict(status)
+            return None
+
+        return eventually(f"{name} {kind} {reason or ''}".strip(), probe, timeout)
+
+    def secret(self, name: str, url: str, key: str = "DATABASE_URL") -> None:
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name, namespace=self.namespace),
+            string_data={key: url},
+        )
+        core = client.CoreV1Api(self.api)
+        try:
+            core.create_namespaced_secret(self.namespace, body)
+        except client.ApiException as error:
+            if error.status != 409:
+                raise
+            core.replace_namespaced_secret(name, self.namespace, body)
+
+    def plain(self, value: Any) -> Any:
+        """A client model as the JSON dict the API sent (camelCase keys)."""
+        return self.api.sanitize_for_serialization(value)  # type: ignore[no-untyped-call]
+
+    def jobs_of(self, name: str) -> list[dict[str, Any]]:
+        """The resource's Jobs, oldest first, as plain dicts."""
+        uid = self.get(name)["metadata"]["uid"]
+        jobs = client.BatchV1Api(self.api).list_namespaced_job(
+            self.namespace, label_selector=f"rayces.io/schemamigration-uid={uid}"
+        )
+        plain: list[dict[str, Any]] = self.plain(jobs)["items"]
+        return sorted(plain, key=lambda job: str(job["metadata"]["creationTimestamp"]))
+
+    def job_names(self, name: str) -> list[str]:
+        return [str(job["metadata"]["name"]) for job in self.jobs_of(name)]
+
+    def job_actions(self, name: str) -> list[str]:
+        return [str(job["metadata"]["labels"]["rayces.io/action"]) for job in self.jobs_of(name)]
+
+    def events_of(self, name: str) -> list[dict[str, Any]]:
+        events = client.CoreV1Api(self.api).list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={name}"
+        )
+        items: list[dict[str, Any]] = self.plain(events)["items"]
+        return items
+
+    def config_map(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.plain(
+            client.CoreV1Api(self.api).read_namespaced_config_map(name, self.namespace)
+        )
+        return found
+
+    def delete(self, name: str) -> None:
+        with contextlib.suppress(client.ApiException):
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name
+            )
+
+
+def schema_migration(
+    name: str,
+    secret: str,
+    target: str = "head",
+    *,
+    key: str | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    reference: dict[str, Any] = {"name": secret}
+    if key is not None:
+        reference["key"] = key
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SchemaMigration",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"database": {"urlSecretRef": reference}, "targetRevision": target, **spec},
+    }
+
+
+def database_revision(url: str) -> str | None:
+    """The revision in alembic_version, or None (base)."""
+    with psycopg.connect(url) as connection:
+        exists = connection.execute("SELECT to_regclass('alembic_version')").fetchone()
+        if exists is None or exists[0] is None:
+            return None
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        return None if row is None else str(row[0])
+
+
+def raycesctl(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("raycesctl")), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def head_revision() -> str:
+    versions = sorted((REPOSITORY / "alembic" / "versions").glob("*.py"))
+    return versions[-1].name.split("_", 1)[0]
+
+
+def forbidden_lines(log: str) -> list[str]:
+    return [line for line in log.splitlines() if re.search(r"\b403\b|[Ff]orbidden", line)]
+
+
+@contextlib.contextmanager
+def applied(cluster: Cluster, manifest: Mapping[str, Any]) -> Iterator[str]:
+    """Apply a SchemaMigration, and delete it afterwards so its database is free again."""
+    cluster.apply(manifest)
+    name = str(manifest["metadata"]["name"])
+    try:
+        yield name
+    finally:
+        cluster.delete(name)
