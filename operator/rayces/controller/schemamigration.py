@@ -836,7 +836,8 @@ def _secret_missing(builder: _Builder, spec: SchemaMigrationSpec) -> Decision:
         Verdict(
             "reconciling",
             "SecretNotFound",
-            f"{what} (check {count} of {settings.max_attempts}); next check at {_iso(due)}",
+            f"{what} (check {count} of {settings.max_attempts}); next check at "
+            f"{_iso(due) if due else 'once it is due'}",
         ),
         requeue_after=min(settings.resync_seconds, 30.0),
     )
