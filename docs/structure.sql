@@ -2,6 +2,8 @@
 -- Generated: edit the revisions in alembic/versions/, then regenerate with
 --   raycesctl schema dump --output-file docs/structure.sql
 
+CREATE SCHEMA rayces_compat;
+
 CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public;
 
 COMMENT ON EXTENSION btree_gist IS 'support for indexing common datatypes in GiST';
@@ -15,6 +17,19 @@ CREATE TYPE public.timerange AS RANGE (
     multirange_type_name = public.timemultirange,
     subtype_diff = public.time_subtype_diff
 );
+
+CREATE FUNCTION rayces_compat.assign_default_organization() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    IF NEW.organization_id IS NULL THEN
+        NEW.organization_id := (SELECT organization_id FROM rayces_compat.default_organization
+                                WHERE accepts_legacy_writes);
+    END IF;
+    RETURN NEW;
+END
+$$;
 
 CREATE TABLE public.alembic_version (
     version_num character varying(32) NOT NULL
@@ -349,6 +364,13 @@ CREATE SEQUENCE public.users_id_seq
 
 ALTER SEQUENCE public.users_id_seq OWNED BY public.users.id;
 
+CREATE TABLE rayces_compat.default_organization (
+    singleton boolean DEFAULT true NOT NULL,
+    organization_id bigint NOT NULL,
+    accepts_legacy_writes boolean DEFAULT true NOT NULL,
+    CONSTRAINT chk_default_organization_singleton CHECK (singleton)
+);
+
 ALTER TABLE ONLY public.likes ALTER COLUMN id SET DEFAULT nextval('public.likes_id_seq'::regclass);
 
 ALTER TABLE ONLY public.posts ALTER COLUMN id SET DEFAULT nextval('public.posts_id_seq'::regclass);
@@ -424,6 +446,9 @@ ALTER TABLE ONLY public.user_roles
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY rayces_compat.default_organization
+    ADD CONSTRAINT default_organization_pkey PRIMARY KEY (singleton);
+
 CREATE INDEX idx_availability_lookup ON public.availability_rules USING btree (professional_id, day_of_week, active);
 
 CREATE INDEX idx_available_slots ON public.time_slots USING btree (professional_id, date, available);
@@ -487,6 +512,12 @@ CREATE UNIQUE INDEX index_users_on_organization_id_and_email ON public.users USI
 CREATE INDEX index_users_on_organization_id_and_role ON public.users USING btree (organization_id, role);
 
 CREATE UNIQUE INDEX index_users_on_reset_password_token ON public.users USING btree (reset_password_token);
+
+CREATE TRIGGER trg_likes_default_organization BEFORE INSERT ON public.likes FOR EACH ROW WHEN ((new.organization_id IS NULL)) EXECUTE FUNCTION rayces_compat.assign_default_organization();
+
+CREATE TRIGGER trg_posts_default_organization BEFORE INSERT ON public.posts FOR EACH ROW WHEN ((new.organization_id IS NULL)) EXECUTE FUNCTION rayces_compat.assign_default_organization();
+
+CREATE TRIGGER trg_users_default_organization BEFORE INSERT ON public.users FOR EACH ROW WHEN ((new.organization_id IS NULL)) EXECUTE FUNCTION rayces_compat.assign_default_organization();
 
 ALTER TABLE ONLY public.appointments
     ADD CONSTRAINT fk_appointments_client FOREIGN KEY (organization_id, client_id) REFERENCES public.users(organization_id, id);
@@ -571,5 +602,8 @@ ALTER TABLE ONLY public.user_roles
 
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT fk_users_organization FOREIGN KEY (organization_id) REFERENCES public.organizations(id);
+
+ALTER TABLE ONLY rayces_compat.default_organization
+    ADD CONSTRAINT fk_default_organization_organization FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
 
 INSERT INTO public.alembic_version (version_num) VALUES ('20250718000016');

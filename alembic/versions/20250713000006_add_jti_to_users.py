@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from rayces.migrations.journal import RevisionSteps
 from rayces.migrations.online_operations import (
     backfill_in_batches,
     create_index_concurrently,
@@ -30,15 +31,33 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.execute("ALTER TABLE users ADD COLUMN IF NOT EXISTS jti varchar")
-    op.execute("ALTER TABLE users ALTER COLUMN jti SET DEFAULT (gen_random_uuid())::text")
+    steps = RevisionSteps(revision, "upgrade")
+
+    def add_column() -> None:
+        op.execute("ALTER TABLE users ADD COLUMN IF NOT EXISTS jti varchar")
+        op.execute("ALTER TABLE users ALTER COLUMN jti SET DEFAULT (gen_random_uuid())::text")
+
+    steps.step("add_column", add_column)
     with op.get_context().autocommit_block():
-        backfill_in_batches("users", "jti = (gen_random_uuid())::text", where="users.jti IS NULL")
-        set_not_null_without_long_lock("users", "jti")
-        create_index_concurrently("index_users_on_jti", "users", ["jti"], unique=True)
+        steps.step(
+            "backfill",
+            lambda: backfill_in_batches(
+                "users", "jti = (gen_random_uuid())::text", where="users.jti IS NULL"
+            ),
+        )
+        steps.step("not_null", lambda: set_not_null_without_long_lock("users", "jti"))
+        steps.step(
+            "jti_index",
+            lambda: create_index_concurrently("index_users_on_jti", "users", ["jti"], unique=True),
+        )
+    steps.finish()
 
 
 def downgrade() -> None:
+    # Each step also copes with an upgrade that stopped part-way: this is how `rollback` undoes
+    # one.
+    steps = RevisionSteps(revision, "downgrade")
     with op.get_context().autocommit_block():
-        drop_index_concurrently("index_users_on_jti")
-    op.drop_column("users", "jti")
+        steps.step("drop_jti_index", lambda: drop_index_concurrently("index_users_on_jti"))
+    steps.step("drop_column", lambda: op.execute("ALTER TABLE users DROP COLUMN IF EXISTS jti"))
+    steps.finish()

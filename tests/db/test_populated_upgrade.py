@@ -23,6 +23,8 @@ from tests.db.alembic_helpers import (
     upgrade,
 )
 
+from rayces.migrations.errors import UsageError
+
 USERS = 12_000  # ids 3, 6, 9, ...: sparse, and more than one backfill batch
 POSTS = 3_000
 LIKES = 15_000
@@ -282,7 +284,7 @@ def test_invalid_subdomain_is_refused_before_anything_is_written(database_url: s
     with connect(database_url) as connection:
         upgrade(connection, BASELINE)
         _few_rows(connection)
-        with pytest.raises(ValueError, match="not a DNS label"):
+        with pytest.raises(UsageError, match="not a DNS label"):
             upgrade(connection, "head", {"default_organization_subdomain": "Not A Label"})
         assert current_revision(connection) == "20250713000001"
         assert _organizations(connection) == []

@@ -518,6 +518,15 @@ def _status(args: argparse.Namespace) -> int:
     _out("-" * 60)
     for state in report.revisions:
         _out(f"{'up' if state.applied else 'down':>5}    {state.revision:<16} {state.name}")
+    if report.interrupted is not None:
+        part_way = report.interrupted
+        verb = "applying" if part_way.direction == "upgrade" else "reverting"
+        _out()
+        _out(
+            f"interrupted: {verb} {part_way.revision} stopped part-way; steps done: "
+            f"{', '.join(part_way.steps_done) or 'none'}"
+        )
+        _out("  `raycesctl migrate` resumes it; `raycesctl rollback` undoes it")
     return EXIT_OK
 
 

@@ -33,6 +33,7 @@ from rayces.migrations.errors import (
     PlanError,
     UsageError,
 )
+from rayces.migrations.journal import read_interrupted_revision, settle_interrupted_revision
 from rayces.migrations.locking import acquire_migration_lock, release_migration_lock
 from rayces.migrations.results import (
     Direction,
@@ -219,6 +220,7 @@ def status(database: str, *, script_location: Path | None = None) -> StatusRepor
     engine = create_database_engine(normalize_database_url(database))
     with connect(engine) as connection:
         current = current_revision_of(connection)
+        interrupted = read_interrupted_revision(connection)
     ids = [script.revision for script in chain]
     applied = applied_count(chain, current)
     return StatusReport(
@@ -233,6 +235,7 @@ def status(database: str, *, script_location: Path | None = None) -> StatusRepor
             )
             for index, script in enumerate(chain)
         ),
+        interrupted=interrupted,
     )
 
 
@@ -358,6 +361,9 @@ def _run(
             )
             connection.commit()
             current = current_revision_of(connection)
+            before = current
+            # An interrupted revision is resumed or undone by Alembic like any other.
+            current = settle_interrupted_revision(connection, chain, current, command_name)
             target = choose_target(scripts, current)
             direction, planned = revisions_between(chain, current, target)
             if planned and direction != command_name:
@@ -371,7 +377,7 @@ def _run(
                     command_name,
                     failure,
                     planned=planned,
-                    before=current,
+                    before=before,
                     target=target,
                     started=started,
                     connection=connection,
@@ -379,7 +385,7 @@ def _run(
                 ) from failure.error
             return MigrationResult(
                 command=command_name,
-                from_revision=current,
+                from_revision=before,
                 to_revision=target,
                 target_revision=target,
                 steps=tuple(steps),

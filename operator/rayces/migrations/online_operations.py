@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -355,3 +355,234 @@ def _retype_timestamps(table: str, columns: Sequence[str], new_type: str) -> Non
         f"ALTER COLUMN {identifier(column)} TYPE {new_type}" for column in columns
     )
     op.execute(f"ALTER TABLE {table} {alterations}")
+
+
+# --- the default organization, validated and remembered -------------------------------------
+
+_SUBDOMAIN_EXACT = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_NAME_MAX_LENGTH = 255
+
+DEFAULT_ORGANIZATION_NAME_ARGUMENT = "default_organization_name"
+DEFAULT_ORGANIZATION_SUBDOMAIN_ARGUMENT = "default_organization_subdomain"
+
+
+def parse_default_organization(arguments: Mapping[str, str]) -> DefaultOrganization:
+    """The default organization named by `arguments` (the `-x` values), checked strictly.
+
+    A key that is absent means the documented default ("Default Organization", "default"); a key
+    given with an empty value is an error, never a silent fallback. The subdomain must be a DNS
+    label as a whole (`fullmatch`: a trailing newline is refused), the name must have a visible
+    character and no line break.
+
+    :raises UsageError: a value is invalid; the message names the argument.
+    """
+    from rayces.migrations.errors import UsageError
+
+    name = arguments.get(DEFAULT_ORGANIZATION_NAME_ARGUMENT, DEFAULT_ORGANIZATION.name)
+    subdomain = arguments.get(
+        DEFAULT_ORGANIZATION_SUBDOMAIN_ARGUMENT, DEFAULT_ORGANIZATION.subdomain
+    )
+    if not name.strip() or any(character in name for character in "\r\n\0"):
+        raise UsageError(
+            f"default organization name {name!r} is blank or spans lines",
+            hint="give a one-line name with --default-organization-name "
+            f"(-x {DEFAULT_ORGANIZATION_NAME_ARGUMENT}=...), or leave it out for "
+            f"{DEFAULT_ORGANIZATION.name!r}",
+        )
+    if len(name) > _NAME_MAX_LENGTH:
+        raise UsageError(
+            f"default organization name is {len(name)} characters long",
+            hint=f"give at most {_NAME_MAX_LENGTH} characters",
+        )
+    if not _SUBDOMAIN_EXACT.fullmatch(subdomain):
+        raise UsageError(
+            f"default organization subdomain {subdomain!r} is not a DNS label",
+            hint="use 1 to 63 lower-case letters, digits and hyphens, not starting or ending "
+            "with a hyphen (--default-organization-subdomain, "
+            f"-x {DEFAULT_ORGANIZATION_SUBDOMAIN_ARGUMENT}=...)",
+        )
+    return DefaultOrganization(name=name, subdomain=subdomain)
+
+
+def configured_default_organization() -> DefaultOrganization:
+    """`parse_default_organization` of this run's `-x` arguments (the environment variables
+    `RAYCES_DEFAULT_ORGANIZATION_NAME`/`_SUBDOMAIN` fill in an argument not given)."""
+    arguments = dict(context.get_x_argument(as_dictionary=True))
+    for key, variable in (
+        (DEFAULT_ORGANIZATION_NAME_ARGUMENT, "RAYCES_DEFAULT_ORGANIZATION_NAME"),
+        (DEFAULT_ORGANIZATION_SUBDOMAIN_ARGUMENT, "RAYCES_DEFAULT_ORGANIZATION_SUBDOMAIN"),
+    ):
+        if key not in arguments and variable in os.environ:
+            arguments[key] = os.environ[variable]
+    return parse_default_organization(arguments)
+
+
+# --- writers that do not know about organizations (expand/contract) -------------------------
+
+COMPATIBILITY_SCHEMA = "rayces_compat"
+"""Where the default organization is remembered and the legacy-write switch lives."""
+
+DEFAULT_ORGANIZATION_TABLE = f"{COMPATIBILITY_SCHEMA}.default_organization"
+ASSIGN_ORGANIZATION_FUNCTION = f"{COMPATIBILITY_SCHEMA}.assign_default_organization"
+
+
+def legacy_write_trigger_name(table: str) -> str:
+    return identifier(f"trg_{identifier(table)}_default_organization")
+
+
+def create_compatibility_schema() -> None:
+    """The `rayces_compat` schema: the remembered default organization and the trigger function
+    that gives rows inserted without an `organization_id` to it while legacy writes are on.
+
+    Idempotent; runs in a transaction. The function is `SECURITY DEFINER` with a fixed
+    `search_path`, so a writer needs no privilege on the schema; it only fills a missing
+    `organization_id`, and row-level security still checks the row it fills.
+    """
+    op.execute(f"CREATE SCHEMA IF NOT EXISTS {COMPATIBILITY_SCHEMA}")
+    op.execute(
+        f"""CREATE TABLE IF NOT EXISTS {DEFAULT_ORGANIZATION_TABLE} (
+    singleton boolean DEFAULT true NOT NULL,
+    organization_id bigint NOT NULL,
+    accepts_legacy_writes boolean DEFAULT true NOT NULL,
+    CONSTRAINT default_organization_pkey PRIMARY KEY (singleton),
+    CONSTRAINT chk_default_organization_singleton CHECK (singleton),
+    CONSTRAINT fk_default_organization_organization FOREIGN KEY (organization_id)
+        REFERENCES public.organizations (id) ON DELETE CASCADE
+)"""
+    )
+    op.execute(
+        f"""CREATE OR REPLACE FUNCTION {ASSIGN_ORGANIZATION_FUNCTION}() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+    AS $assign$
+BEGIN
+    IF NEW.organization_id IS NULL THEN
+        NEW.organization_id := (SELECT organization_id FROM {DEFAULT_ORGANIZATION_TABLE}
+                                WHERE accepts_legacy_writes);
+    END IF;
+    RETURN NEW;
+END
+$assign$"""
+    )
+
+
+def drop_compatibility_schema() -> None:
+    """Remove what `create_compatibility_schema` made (the triggers must be gone first)."""
+    op.execute(f"DROP FUNCTION IF EXISTS {ASSIGN_ORGANIZATION_FUNCTION}()")
+    op.execute(f"DROP TABLE IF EXISTS {DEFAULT_ORGANIZATION_TABLE}")
+    op.execute(f"DROP SCHEMA IF EXISTS {COMPATIBILITY_SCHEMA}")
+
+
+def remember_default_organization(organization: DefaultOrganization, *, for_table: str) -> None:
+    """Create and remember the default organization when `for_table` has rows and none is
+    remembered yet; otherwise keep the remembered one, whatever `organization` says.
+
+    An organization that already has the subdomain is reused. So a later revision, run without
+    the options an earlier one was given, still uses the organization the earlier one chose.
+    Runs in a transaction, after `create_compatibility_schema`.
+    """
+    table = identifier(for_table)
+    needed = f"NOT EXISTS (SELECT 1 FROM {DEFAULT_ORGANIZATION_TABLE}) AND EXISTS (SELECT 1 FROM {table})"
+    op.execute(
+        sa.text(
+            "INSERT INTO organizations (name, subdomain) SELECT :name, :subdomain "
+            f"WHERE {needed} ON CONFLICT (subdomain) DO NOTHING"
+        ).bindparams(name=organization.name, subdomain=organization.subdomain)
+    )
+    op.execute(
+        sa.text(
+            f"INSERT INTO {DEFAULT_ORGANIZATION_TABLE} (organization_id) "
+            f"SELECT id FROM organizations WHERE subdomain = :subdomain AND {needed}"
+        ).bindparams(subdomain=organization.subdomain)
+    )
+
+
+def add_organization_column(table: str) -> None:
+    """Add `table.organization_id` (nullable), with every existing row in the remembered
+    default organization, and route legacy writes to it.
+
+    The column is added with the organization's id as a constant default, which PostgreSQL
+    (>= 11) stores in the catalog: no row is touched, and existing rows keep reading that id
+    after the default is dropped again in the same statement batch. A BEFORE INSERT trigger then
+    fills the column of rows written without it (the old application's). With no organization
+    remembered (an empty table) the column is plainly added. Skipped when the column exists.
+    Runs in a transaction (the ACCESS EXCLUSIVE lock lasts until it commits: keep it short).
+    """
+    table = identifier(table)
+    trigger = legacy_write_trigger_name(table)
+    op.execute(
+        f"""DO $add_organization$
+DECLARE
+    default_id bigint := (SELECT organization_id FROM {DEFAULT_ORGANIZATION_TABLE});
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                   WHERE attrelid = {_sql_string(table)}::regclass
+                     AND attname = 'organization_id' AND NOT attisdropped) THEN
+        EXECUTE format('ALTER TABLE {table} ADD COLUMN organization_id bigint DEFAULT %s',
+                       coalesce(default_id::text, 'NULL'));
+        ALTER TABLE {table} ALTER COLUMN organization_id DROP DEFAULT;
+    END IF;
+END
+$add_organization$"""
+    )
+    op.execute(
+        f"CREATE OR REPLACE TRIGGER {trigger} BEFORE INSERT ON {table} FOR EACH ROW "
+        f"WHEN (NEW.organization_id IS NULL) EXECUTE FUNCTION {ASSIGN_ORGANIZATION_FUNCTION}()"
+    )
+
+
+def drop_organization_column(table: str) -> None:
+    """The reverse of `add_organization_column` (and of whatever keys use the column): the
+    trigger and the column go, when they exist. Runs in a transaction."""
+    table = identifier(table)
+    op.execute(f"DROP TRIGGER IF EXISTS {legacy_write_trigger_name(table)} ON {table}")
+    op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS organization_id")
+
+
+def backfill_in_batches_if_needed(
+    table: str,
+    assignments: str,
+    *,
+    where: str,
+    needed_if: str,
+    from_items: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> None:
+    """`backfill_in_batches`, run only when the SQL condition `needed_if` holds.
+
+    For a backfill that is usually unnecessary (the column default already gave every row its
+    value) but must still be right when it is not: `needed_if` is cheap compared with walking
+    the table in batches. Call it inside an autocommit block.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    table = identifier(table)
+    from_clause = f" FROM {from_items}" if from_items else ""
+    op.execute(
+        sa.text(
+            f"""DO $backfill$
+DECLARE
+    batch_start bigint;
+BEGIN
+    IF NOT ({needed_if}) THEN
+        RETURN;
+    END IF;
+    SELECT min(id) INTO batch_start FROM {table};
+    WHILE batch_start IS NOT NULL LOOP
+        UPDATE {table} SET {assignments}{from_clause}
+        WHERE {table}.id >= batch_start AND {table}.id < batch_start + {batch_size}
+          AND ({where});
+        COMMIT;
+        SELECT min(id) INTO batch_start FROM {table} WHERE id >= batch_start + {batch_size};
+    END LOOP;
+END
+$backfill$"""
+        )
+    )
+
+
+def drop_unique_constraint_and_index(name: str, table: str) -> None:
+    """Drop a UNIQUE constraint made by `add_unique_constraint_using_index`, and its index if a
+    run stopped before attaching it. Runs in a transaction."""
+    name, table = identifier(name), identifier(table)
+    op.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")
+    op.execute(f"DROP INDEX IF EXISTS {name}")

@@ -20,6 +20,7 @@ import subprocess
 from pathlib import Path
 
 from rayces.migrations.errors import ConnectionFailedError, SchemaDumpError
+from rayces.migrations.journal import JOURNAL_TABLE
 
 HEADER = (
     "-- Rayces database schema, as `pg_dump --schema-only` shows it after every migration.\n"
@@ -94,6 +95,8 @@ def run_pg_dump(url: str) -> str:
         "--schema-only",
         "--no-owner",
         "--no-privileges",
+        # The step journal exists only while a revision is part-way; it is not the schema.
+        f"--exclude-table={JOURNAL_TABLE}",
         f"--dbname={url}",
     ]
     environment = {**os.environ, "PGAPPNAME": "raycesctl schema dump", "PGCONNECT_TIMEOUT": "10"}
