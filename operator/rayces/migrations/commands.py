@@ -93,6 +93,10 @@ def upgrade(
     :raises ConnectionFailedError: the database cannot be reached.
     :raises LockTimeoutError: another run held the lock for longer than `lock_wait_timeout`.
     """
+    from rayces.migrations.online_operations import parse_default_organization
+
+    # Checked before anything runs: the revisions that read them may come late in the run.
+    parse_default_organization(x_arguments or {})
     return _run(
         "upgrade",
         database,
@@ -300,7 +304,25 @@ def dump_schema(database: str) -> str:
     engine = create_database_engine(url)
     with connect(engine) as connection:
         current = current_revision_of(connection)
-    return normalize_dump(run_pg_dump(url), revision=current)
+        version_table_schema = _version_table_schema(connection)
+    return normalize_dump(
+        run_pg_dump(url), revision=current, version_table_schema=version_table_schema
+    )
+
+
+def _version_table_schema(connection: Connection) -> str:
+    """The schema `alembic_version` is in (the first of Alembic's `search_path`)."""
+    from sqlalchemy import text
+
+    schema = connection.scalar(
+        text(
+            "SELECT coalesce((SELECT n.nspname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.oid = to_regclass('alembic_version')), current_schema(), 'public')"
+        )
+    )
+    connection.commit()
+    return str(schema)
 
 
 def current_revision_of(connection: Connection) -> str | None:
