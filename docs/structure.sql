@@ -6,7 +6,7 @@ CREATE SCHEMA rayces_compat;
 
 CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public;
 
-COMMENT ON EXTENSION btree_gist IS 'support for indexing common datatypes in GiST';
+COMMENT ON EXTENSION btree_gist IS 'support for indexing common datatypes in GiST (created by revision 20250718000014)';
 
 CREATE FUNCTION public.time_subtype_diff(x time without time zone, y time without time zone) RETURNS double precision
     LANGUAGE sql IMMUTABLE STRICT
