@@ -342,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
             parents=[database, output],
         )
         sub.set_defaults(handler=handler)
+    from rayces.cli import compat_commands
+
+    compat_commands.add_parsers(
+        commands, parents=[database, output], resolve_database=_database, epilog=EXIT_CODES_HELP
+    )
     return parser
 
 

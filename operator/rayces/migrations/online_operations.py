@@ -447,7 +447,7 @@ def create_compatibility_schema() -> None:
     CONSTRAINT default_organization_pkey PRIMARY KEY (singleton),
     CONSTRAINT chk_default_organization_singleton CHECK (singleton),
     CONSTRAINT fk_default_organization_organization FOREIGN KEY (organization_id)
-        REFERENCES public.organizations (id) ON DELETE CASCADE
+        REFERENCES organizations (id) ON DELETE CASCADE
 )"""
     )
     op.execute(
@@ -481,7 +481,10 @@ def remember_default_organization(organization: DefaultOrganization, *, for_tabl
     Runs in a transaction, after `create_compatibility_schema`.
     """
     table = identifier(for_table)
-    needed = f"NOT EXISTS (SELECT 1 FROM {DEFAULT_ORGANIZATION_TABLE}) AND EXISTS (SELECT 1 FROM {table})"
+    needed = (
+        f"NOT EXISTS (SELECT 1 FROM {DEFAULT_ORGANIZATION_TABLE}) "
+        f"AND EXISTS (SELECT 1 FROM {table})"
+    )
     op.execute(
         sa.text(
             "INSERT INTO organizations (name, subdomain) SELECT :name, :subdomain "
