@@ -19,6 +19,7 @@ right revision, so the matrix pays for the populated migration only once per rev
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -279,3 +280,29 @@ def test_fault_hook_beyond_the_last_step_changes_nothing(templates: Templates) -
         )
         assert completed.returncode == 0, completed.stderr
         assert commands.status(database).current_revision == revision
+
+
+def test_status_shows_the_interrupted_revision_in_text_and_json(templates: Templates) -> None:
+    revision = "20250713000004"
+    with _copy_of(templates.server_url, templates.at(PARENT[revision] or BASELINE)) as database:
+        _raycesctl_killed_at(database, revision, "upgrade", 4)
+        as_json = subprocess.run(
+            [RAYCESCTL, "status", "--database-url", database, "-o", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        as_text = subprocess.run(
+            [RAYCESCTL, "status", "--database-url", database],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    done = DECLARED_STEPS[(revision, "upgrade")][:4]
+    assert json.loads(as_json)["interrupted"] == {
+        "revision": revision,
+        "direction": "upgrade",
+        "steps_done": done,
+    }
+    assert f"interrupted: applying {revision} stopped part-way; steps done: " in as_text
+    assert ", ".join(done) in as_text
