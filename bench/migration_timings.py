@@ -278,6 +278,7 @@ class StatementTimer:
                    extract(epoch FROM clock_timestamp() - query_start)::float8, query
             FROM pg_stat_activity
             WHERE state = 'active' AND application_name LIKE 'raycesctl%%'
+              AND backend_type = 'client backend'
               AND pid <> pg_backend_pid()
         """
         with psycopg.connect(self._database_url, autocommit=True) as connection:

@@ -2,8 +2,10 @@
 
 The column is added without a default (a volatile default in ADD COLUMN would rewrite the
 table), then given `DEFAULT gen_random_uuid()::text` for rows inserted from then on. Existing
-rows are backfilled in committed batches, the column is made NOT NULL through a validated CHECK
-and its unique index is built concurrently.
+rows are backfilled in committed batches (each user needs a value of its own, so this is the one
+backfill the upgrade cannot avoid; the batches commit asynchronously, a crash only makes the
+rerun redo the last ones), the column is made NOT NULL through a validated CHECK and its unique
+index is built concurrently. Each step is recorded in the step journal.
 
 Revision ID: 20250713000006
 Revises: 20250713000005
@@ -42,7 +44,10 @@ def upgrade() -> None:
         steps.step(
             "backfill",
             lambda: backfill_in_batches(
-                "users", "jti = (gen_random_uuid())::text", where="users.jti IS NULL"
+                "users",
+                "jti = (gen_random_uuid())::text",
+                where="users.jti IS NULL",
+                synchronous_commit=False,
             ),
         )
         steps.step("not_null", lambda: set_not_null_without_long_lock("users", "jti"))

@@ -115,6 +115,8 @@ class RevisionSteps:
         self._offline = context.is_offline_mode()
         self._count = 0
         self._done: frozenset[str] | None = None
+        if progress.current_position().revision != revision:
+            progress.enter_revision(revision, direction)
 
     def step(self, name: str, action: Callable[[], None]) -> None:
         """Run `action` as the step `name`, unless the journal lists it as done already."""
