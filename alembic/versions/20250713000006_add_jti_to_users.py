@@ -5,7 +5,9 @@ table), then given `DEFAULT gen_random_uuid()::text` for rows inserted from then
 rows are backfilled in committed batches (each user needs a value of its own, so this is the one
 backfill the upgrade cannot avoid; the batches commit asynchronously, a crash only makes the
 rerun redo the last ones), the column is made NOT NULL through a validated CHECK and its unique
-index is built concurrently. Each step is recorded in the step journal.
+index is built concurrently. The table is vacuumed right after the backfill, so the next
+ALTER TABLE never queues behind autovacuum (which would hold up reads and writes meanwhile).
+Each step is recorded in the step journal.
 
 Revision ID: 20250713000006
 Revises: 20250713000005
@@ -24,6 +26,7 @@ from rayces.migrations.online_operations import (
     create_index_concurrently,
     drop_index_concurrently,
     set_not_null_without_long_lock,
+    vacuum_after_backfill,
 )
 
 revision: str = "20250713000006"
@@ -50,6 +53,8 @@ def upgrade() -> None:
                 synchronous_commit=False,
             ),
         )
+        # Before the next ALTER TABLE, so it never waits behind autovacuum (see the function).
+        steps.step("vacuum", lambda: vacuum_after_backfill("users"))
         steps.step("not_null", lambda: set_not_null_without_long_lock("users", "jti"))
         steps.step(
             "jti_index",

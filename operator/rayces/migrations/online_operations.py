@@ -626,3 +626,16 @@ def drop_unique_constraint_and_index(name: str, table: str) -> None:
     name, table = identifier(name), identifier(table)
     op.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")
     op.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+def vacuum_after_backfill(table: str) -> None:
+    """`VACUUM (ANALYZE) table` right after a backfill that updated most of its rows.
+
+    A backfill leaves a dead version of every row it updated, which soon starts autovacuum on
+    the table. The next `ALTER TABLE` on it then queues behind autovacuum for
+    `deadlock_timeout` (1 s by default) before autovacuum gives way, and every read and write of
+    the table queues behind that ALTER meanwhile. Vacuuming at once, unthrottled and under a
+    lock that lets reads and writes go on, leaves autovacuum nothing to do. Call it inside an
+    autocommit block (VACUUM refuses a transaction block).
+    """
+    op.execute(f"VACUUM (ANALYZE) {identifier(table)}")
