@@ -69,17 +69,25 @@ def upgrade() -> None:
     steps.step("add_column", add_column)
     with op.get_context().autocommit_block():
         steps.step("backfill", backfill)
-        steps.step("not_null", lambda: set_not_null_without_long_lock("users", "organization_id"))
+        steps.step(
+            "not_null",
+            lambda: set_not_null_without_long_lock("users", "organization_id", lock_retries=True),
+        )
         steps.step(
             "foreign_key",
             lambda: add_foreign_key_then_validate(
-                "fk_users_organization", "users", ["organization_id"], "organizations", ["id"]
+                "fk_users_organization",
+                "users",
+                ["organization_id"],
+                "organizations",
+                ["id"],
+                lock_retries=True,
             ),
         )
         steps.step(
             "unique_key",
             lambda: add_unique_constraint_using_index(
-                "uq_users_organization_id_id", "users", ["organization_id", "id"]
+                "uq_users_organization_id_id", "users", ["organization_id", "id"], lock_retries=True
             ),
         )
     steps.finish()

@@ -67,7 +67,10 @@ def upgrade() -> None:
     steps.step("add_column", add_column)
     with op.get_context().autocommit_block():
         steps.step("backfill", backfill)
-        steps.step("not_null", lambda: set_not_null_without_long_lock("likes", "organization_id"))
+        steps.step(
+            "not_null",
+            lambda: set_not_null_without_long_lock("likes", "organization_id", lock_retries=True),
+        )
         steps.step(
             "organization_user_index",
             lambda: create_index_concurrently(
@@ -87,7 +90,12 @@ def upgrade() -> None:
         steps.step(
             "organization_foreign_key",
             lambda: add_foreign_key_then_validate(
-                "fk_likes_organization", "likes", ["organization_id"], "organizations", ["id"]
+                "fk_likes_organization",
+                "likes",
+                ["organization_id"],
+                "organizations",
+                ["id"],
+                lock_retries=True,
             ),
         )
         steps.step(
@@ -98,6 +106,7 @@ def upgrade() -> None:
                 ["organization_id", "user_id"],
                 "users",
                 ["organization_id", "id"],
+                lock_retries=True,
             ),
         )
         steps.step(
@@ -108,6 +117,7 @@ def upgrade() -> None:
                 ["organization_id", "post_id"],
                 "posts",
                 ["organization_id", "id"],
+                lock_retries=True,
             ),
         )
         steps.step("drop_user_index", lambda: drop_index_concurrently("index_likes_on_user_id"))
@@ -137,13 +147,13 @@ def downgrade() -> None:
         steps.step(
             "user_foreign_key",
             lambda: add_foreign_key_then_validate(
-                "fk_likes_user", "likes", ["user_id"], "users", ["id"]
+                "fk_likes_user", "likes", ["user_id"], "users", ["id"], lock_retries=True
             ),
         )
         steps.step(
             "post_foreign_key",
             lambda: add_foreign_key_then_validate(
-                "fk_likes_post", "likes", ["post_id"], "posts", ["id"]
+                "fk_likes_post", "likes", ["post_id"], "posts", ["id"], lock_retries=True
             ),
         )
         steps.step(

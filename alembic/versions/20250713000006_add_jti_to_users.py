@@ -55,7 +55,9 @@ def upgrade() -> None:
         )
         # Before the next ALTER TABLE, so it never waits behind autovacuum (see the function).
         steps.step("vacuum", lambda: vacuum_after_backfill("users"))
-        steps.step("not_null", lambda: set_not_null_without_long_lock("users", "jti"))
+        steps.step(
+            "not_null", lambda: set_not_null_without_long_lock("users", "jti", lock_retries=True)
+        )
         steps.step(
             "jti_index",
             lambda: create_index_concurrently("index_users_on_jti", "users", ["jti"], unique=True),

@@ -213,10 +213,73 @@ $backfill$"""
     )
 
 
+# --- brief strong locks, retried -------------------------------------------------------------
+
+LOCK_RETRY_TIMEOUT = "50ms"
+"""How long one attempt of a lock-retried statement waits for its lock (`lock_timeout`)."""
+
+LOCK_RETRY_ATTEMPTS = 300
+"""Attempts before a lock-retried statement gives up and fails (about a minute in all)."""
+
+
+def _execute_ddl(statement: str, *, lock_retries: bool, only_if: str | None = None) -> None:
+    """Run `statement`; with `lock_retries`, in attempts that each wait at most 50 ms for locks.
+
+    A statement that needs a strong lock queues, and every read and write of the table queues
+    behind it, for as long as something else holds a conflicting lock: a long transaction, or
+    autovacuum, which only gives way after `deadlock_timeout` (1 s). Retrying with a short
+    `lock_timeout` (and a growing pause between attempts) caps that wait at 50 ms each time.
+    `only_if` is a SQL condition checked before each attempt. Works inside or outside a
+    transaction (each attempt is a subtransaction); the caller's `lock_timeout` is restored.
+    """
+    if not lock_retries:
+        if only_if is None:
+            op.execute(statement)
+        else:
+            op.execute(
+                f"""DO $guarded_ddl$
+BEGIN
+    IF {only_if} THEN
+        EXECUTE {_sql_string(statement)};
+    END IF;
+END
+$guarded_ddl$"""
+            )
+        return
+    op.execute(
+        f"""DO $lock_retries$
+DECLARE
+    attempt integer := 0;
+    previous_lock_timeout text := current_setting('lock_timeout');
+BEGIN
+    LOOP
+        BEGIN
+            IF NOT ({only_if or "true"}) THEN
+                EXIT;
+            END IF;
+            PERFORM set_config('lock_timeout', {_sql_string(LOCK_RETRY_TIMEOUT)}, true);
+            EXECUTE {_sql_string(statement)};
+            EXIT;
+        EXCEPTION WHEN lock_not_available THEN
+            attempt := attempt + 1;
+            IF attempt >= {LOCK_RETRY_ATTEMPTS} THEN
+                RAISE;
+            END IF;
+            PERFORM pg_sleep(least(0.01 * attempt, 0.5));
+        END;
+    END LOOP;
+    PERFORM set_config('lock_timeout', previous_lock_timeout, true);
+END
+$lock_retries$"""
+    )
+
+
 # --- constraints ----------------------------------------------------------------------------
 
 
-def add_check_then_validate(name: str, table: str, condition: str) -> None:
+def add_check_then_validate(
+    name: str, table: str, condition: str, *, lock_retries: bool = False
+) -> None:
     """Add CHECK `condition` as `NOT VALID`, then validate it in a transaction of its own.
 
     Adding takes a brief ACCESS EXCLUSIVE lock and checks nothing; validating scans the table
@@ -224,9 +287,10 @@ def add_check_then_validate(name: str, table: str, condition: str) -> None:
     autocommit block, or the two steps share one transaction and the lock is held throughout.
     """
     name, table = identifier(name), identifier(table)
-    op.execute(
+    _execute_ddl(
         f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}, "
-        f"ADD CONSTRAINT {name} CHECK ({condition}) NOT VALID"
+        f"ADD CONSTRAINT {name} CHECK ({condition}) NOT VALID",
+        lock_retries=lock_retries,
     )
     op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
 
@@ -249,7 +313,7 @@ def validate_constraint(name: str, table: str) -> None:
     op.execute(f"ALTER TABLE {identifier(table)} VALIDATE CONSTRAINT {identifier(name)}")
 
 
-def set_not_null_without_long_lock(table: str, column: str) -> None:
+def set_not_null_without_long_lock(table: str, column: str, *, lock_retries: bool = False) -> None:
     """`SET NOT NULL` without scanning the table under an ACCESS EXCLUSIVE lock.
 
     A validated `CHECK (column IS NOT NULL)` lets PostgreSQL (>= 12) skip the scan of
@@ -258,9 +322,13 @@ def set_not_null_without_long_lock(table: str, column: str) -> None:
     """
     table, column = identifier(table), identifier(column)
     check = identifier(f"chk_{table}_{column}_not_null")
-    add_check_then_validate(check, table, f"{column} IS NOT NULL")
-    op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL")
-    op.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}")
+    add_check_then_validate(check, table, f"{column} IS NOT NULL", lock_retries=lock_retries)
+    _execute_ddl(
+        f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL", lock_retries=lock_retries
+    )
+    _execute_ddl(
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}", lock_retries=lock_retries
+    )
 
 
 def add_foreign_key_then_validate(
@@ -271,6 +339,7 @@ def add_foreign_key_then_validate(
     referred_columns: Sequence[str],
     *,
     ondelete: str | None = None,
+    lock_retries: bool = False,
 ) -> None:
     """Add a foreign key as `NOT VALID`, then validate it in a transaction of its own.
 
@@ -284,11 +353,12 @@ def add_foreign_key_then_validate(
         if ondelete.upper() not in {"CASCADE", "RESTRICT", "SET NULL", "SET DEFAULT"}:
             raise ValueError(f"unknown ON DELETE action {ondelete!r}")
         on_delete = f" ON DELETE {ondelete.upper()}"
-    op.execute(
+    _execute_ddl(
         f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}, "
         f"ADD CONSTRAINT {name} FOREIGN KEY ({_column_list(columns)}) "
         f"REFERENCES {identifier(referred_table)} ({_column_list(referred_columns)})"
-        f"{on_delete} NOT VALID"
+        f"{on_delete} NOT VALID",
+        lock_retries=lock_retries,
     )
     validate_constraint(name, table)
 
@@ -342,7 +412,9 @@ def drop_index_concurrently(name: str) -> None:
     op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {identifier(name)}")
 
 
-def add_unique_constraint_using_index(name: str, table: str, columns: Sequence[str]) -> None:
+def add_unique_constraint_using_index(
+    name: str, table: str, columns: Sequence[str], *, lock_retries: bool = False
+) -> None:
     """A UNIQUE constraint whose index is built concurrently, then attached to the constraint.
 
     Attaching (`ADD CONSTRAINT ... UNIQUE USING INDEX`) needs only a brief lock. Index and
@@ -350,6 +422,14 @@ def add_unique_constraint_using_index(name: str, table: str, columns: Sequence[s
     """
     name, table = identifier(name), identifier(table)
     create_index_concurrently(name, table, columns, unique=True)
+    if lock_retries:
+        _execute_ddl(
+            f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}",
+            lock_retries=True,
+            only_if=f"NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {_sql_string(name)} "
+            f"AND conrelid = {_sql_string(table)}::regclass)",
+        )
+        return
     op.execute(
         f"""DO $attach_unique$
 BEGIN
