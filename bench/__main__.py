@@ -5,9 +5,12 @@ Prints, in one run on one embedded PostgreSQL server:
 1. base → head and head → base on an empty database, three ways side by side:
    `raycesctl` (what every operator Job pays, start-up included), the plain `alembic` command on
    the same scripts, and `psql` applying the SQL that `raycesctl plan` prints (the floor).
-2. The populated-baseline upgrade (100,000 users, 100,000 posts, 200,000 likes by default) with
-   the longest time any statement held a lock on those tables that blocks reads or writes, and
-   the slowest read and write a concurrent client saw meanwhile.
+2. The populated-baseline upgrade (1,000,000 users, 1,000,000 posts, 2,000,000 likes by
+   default) while the old application inserts every 10 ms without an organization: the total
+   time; the floor, i.e. the time the index builds and constraint validations took in the same
+   run; the longest time any statement held a lock on those tables that blocks reads or writes;
+   the legacy writer's failed inserts and worst latency; and the slowest read and write a
+   concurrent client saw meanwhile.
 
 Figures are wall-clock seconds on this machine; the ratios to the psql floor are the point.
 """
@@ -24,9 +27,9 @@ from bench.migration_timings import run_all
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per empty-database figure")
-    parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--posts", type=int, default=100_000)
-    parser.add_argument("--likes", type=int, default=200_000)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--posts", type=int, default=1_000_000)
+    parser.add_argument("--likes", type=int, default=2_000_000)
     parser.add_argument(
         "--skip-populated", action="store_true", help="only the empty-database comparison"
     )

@@ -8,6 +8,7 @@ and imports are part of the figure.
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -245,6 +246,120 @@ class ClientProbe:
                 time.sleep(0.002)
 
 
+class StatementTimer:
+    """Times the statements `raycesctl` sessions run, by sampling pg_stat_activity.
+
+    Each statement is known by its backend and start time; it lasts from `query_start` to the
+    last sample (server clock) that still shows it, so a figure is accurate to the sampling
+    period. Index builds and constraint validations are the floor: the work no online schema
+    change avoids, whatever else it does.
+    """
+
+    FLOOR = re.compile(r"\bCREATE\s+(UNIQUE\s+)?INDEX\b|\bVALIDATE\s+CONSTRAINT\b", re.I)
+    BACKFILL = re.compile(r"^\s*DO \$backfill\$")
+
+    def __init__(self, database_url: str) -> None:
+        self._database_url = database_url
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._statements: dict[tuple[int, object], tuple[str, float]] = {}
+
+    def __enter__(self) -> StatementTimer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        query = """
+            SELECT pid, query_start,
+                   extract(epoch FROM clock_timestamp() - query_start)::float8, query
+            FROM pg_stat_activity
+            WHERE state = 'active' AND application_name LIKE 'raycesctl%%'
+              AND backend_type = 'client backend'
+              AND pid <> pg_backend_pid()
+        """
+        with psycopg.connect(self._database_url, autocommit=True) as connection:
+            while not self._stop.is_set():
+                for pid, started, seconds, statement in connection.execute(query):
+                    self._statements[(pid, started)] = (statement, float(seconds))
+                time.sleep(0.002)
+
+    def seconds(self, pattern: re.Pattern[str]) -> float:
+        return sum(
+            seconds for statement, seconds in self._statements.values() if pattern.search(statement)
+        )
+
+    def slowest(self, pattern: re.Pattern[str], count: int = 5) -> list[tuple[float, str]]:
+        matching = [
+            (seconds, " ".join(statement.split())[:90])
+            for statement, seconds in self._statements.values()
+            if pattern.search(statement)
+        ]
+        return sorted(matching, reverse=True)[:count]
+
+
+class LegacyWriter:
+    """The old MyHub application: every 10 ms one insert (a user, a post, then a like of both),
+    never naming an organization. Counts failures and keeps the worst latency."""
+
+    def __init__(self, database_url: str, period_seconds: float = 0.010) -> None:
+        self._database_url = database_url
+        self._period = period_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._write, daemon=True)
+        self.inserts = 0
+        self.failures: list[str] = []
+        self.worst_latency = 0.0
+
+    def __enter__(self) -> LegacyWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _write(self) -> None:
+        user_id = post_id = None
+        statements = (
+            "INSERT INTO users (name, email, created_at, updated_at) VALUES "
+            "('legacy', 'legacy-' || gen_random_uuid() || '@myhub.test', localtimestamp, "
+            "localtimestamp) RETURNING id",
+            "INSERT INTO posts (post_id, created_at, updated_at) VALUES "
+            "('legacy', localtimestamp, localtimestamp) RETURNING id",
+            "INSERT INTO likes (user_id, post_id, created_at, updated_at) VALUES "
+            "(%s, %s, localtimestamp, localtimestamp) RETURNING id",
+        )
+        with psycopg.connect(self._database_url, autocommit=True) as connection:
+            turn = 0
+            next_at = time.perf_counter()
+            while not self._stop.is_set():
+                kind = turn % 3
+                started = time.perf_counter()
+                try:
+                    if kind == 2:
+                        if user_id is None or post_id is None:
+                            turn += 1
+                            continue
+                        row = connection.execute(statements[2], (user_id, post_id)).fetchone()
+                    else:
+                        row = connection.execute(statements[kind]).fetchone()
+                        if kind == 0 and row:
+                            user_id = row[0]
+                        elif row:
+                            post_id = row[0]
+                except psycopg.Error as error:
+                    self.failures.append(str(error).splitlines()[0])
+                self.inserts += 1
+                self.worst_latency = max(self.worst_latency, time.perf_counter() - started)
+                turn += 1
+                next_at += self._period
+                self._stop.wait(max(0.0, next_at - time.perf_counter()))
+
+
 POPULATE_BASELINE = """
 INSERT INTO users (name, email, image, username, uid, created_at, updated_at)
 SELECT 'User ' || g, 'user' || g || '@example.com', NULL, 'user' || g, 'uid-' || g, now(), now()
@@ -267,6 +382,8 @@ class PopulatedUpgrade:
     rows: dict[str, int]
     watcher: LockWatcher
     probe: ClientProbe
+    timer: StatementTimer
+    writer: LegacyWriter
 
 
 def _row_counts(database_url: str) -> dict[str, int]:
@@ -286,18 +403,25 @@ def populated_upgrade(server_url: str, users: int, posts: int, likes: int) -> Po
             connection.execute(
                 POPULATE_BASELINE.format(users=users, posts=posts, likes=likes).encode()
             )
-        before = _row_counts(database_url)
-        with LockWatcher(database_url) as watcher, ClientProbe(database_url) as probe:
+        with (
+            LockWatcher(database_url) as watcher,
+            ClientProbe(database_url) as probe,
+            StatementTimer(database_url) as timer,
+            LegacyWriter(database_url) as writer,
+        ):
+            before = _row_counts(database_url)
             seconds = _run([raycesctl, "migrate", "--to", "head"], database_url)
-        after = _row_counts(database_url)
-        if after != before:
+            after = _row_counts(database_url)
+            time.sleep(0.5)  # the writer goes on after the upgrade too
+        if any(after[table] < before[table] for table in WATCHED_TABLES):
             raise RuntimeError(f"rows lost in the upgrade: before {before}, after {after}")
+        kept = _row_counts(database_url)
         downgrade_seconds = _run(
             [raycesctl, "rollback", "--to", BASELINE_REVISION, "--allow-data-loss"], database_url
         )
-        if _row_counts(database_url) != before:
+        if _row_counts(database_url) != kept:
             raise RuntimeError("rows lost in the downgrade to the baseline")
-        return PopulatedUpgrade(seconds, downgrade_seconds, after, watcher, probe)
+        return PopulatedUpgrade(seconds, downgrade_seconds, after, watcher, probe, timer, writer)
 
 
 def _median(values: list[float]) -> float:
@@ -329,6 +453,25 @@ def print_populated(result: PopulatedUpgrade) -> None:
             f"(± {period_ms:.1f} ms), {hold.mode} on {hold.table}, first seen during: "
             f"{hold.statement[:100]}"
         )
+    floor = result.timer.seconds(StatementTimer.FLOOR)
+    backfills = result.timer.seconds(StatementTimer.BACKFILL)
+    print(
+        f"  floor (index builds + constraint validations, same run): {floor:.2f} s; "
+        f"total / floor = {result.seconds / floor:.2f}"
+        if floor
+        else "  floor: not measured"
+    )
+    print(f"  batched backfills: {backfills:.2f} s")
+    for seconds, statement in result.timer.slowest(re.compile(".")):
+        print(f"    {seconds:7.2f} s  {statement}")
+    writer = result.writer
+    print(
+        f"  legacy writer (one insert every 10 ms, no organization_id): {writer.inserts:,} "
+        f"inserts, {len(writer.failures)} failed, worst latency "
+        f"{writer.worst_latency * 1000:.1f} ms"
+    )
+    for failure in sorted(set(writer.failures))[:3]:
+        print(f"    failed: {failure}")
     print(
         f"  concurrent client: slowest read {result.probe.slowest_read * 1000:.1f} ms, "
         f"slowest write {result.probe.slowest_write * 1000:.1f} ms "

@@ -2,9 +2,11 @@
 -- Generated: edit the revisions in alembic/versions/, then regenerate with
 --   raycesctl schema dump --output-file docs/structure.sql
 
+CREATE SCHEMA rayces_compat;
+
 CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public;
 
-COMMENT ON EXTENSION btree_gist IS 'support for indexing common datatypes in GiST';
+COMMENT ON EXTENSION btree_gist IS 'support for indexing common datatypes in GiST (created by revision 20250718000014)';
 
 CREATE FUNCTION public.time_subtype_diff(x time without time zone, y time without time zone) RETURNS double precision
     LANGUAGE sql IMMUTABLE STRICT
@@ -244,6 +246,19 @@ BEGIN
                 USING ERRCODE = 'check_violation',
                       CONSTRAINT = 'trg_students_state_machine';
         END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION rayces_compat.assign_default_organization() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    IF NEW.organization_id IS NULL THEN
+        NEW.organization_id := (SELECT organization_id FROM rayces_compat.default_organization
+                                WHERE accepts_legacy_writes);
     END IF;
     RETURN NEW;
 END
@@ -582,6 +597,13 @@ CREATE SEQUENCE public.users_id_seq
 
 ALTER SEQUENCE public.users_id_seq OWNED BY public.users.id;
 
+CREATE TABLE rayces_compat.default_organization (
+    singleton boolean DEFAULT true NOT NULL,
+    organization_id bigint NOT NULL,
+    accepts_legacy_writes boolean DEFAULT true NOT NULL,
+    CONSTRAINT chk_default_organization_singleton CHECK (singleton)
+);
+
 ALTER TABLE ONLY public.likes ALTER COLUMN id SET DEFAULT nextval('public.likes_id_seq'::regclass);
 
 ALTER TABLE ONLY public.posts ALTER COLUMN id SET DEFAULT nextval('public.posts_id_seq'::regclass);
@@ -657,6 +679,9 @@ ALTER TABLE ONLY public.user_roles
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY rayces_compat.default_organization
+    ADD CONSTRAINT default_organization_pkey PRIMARY KEY (singleton);
+
 CREATE INDEX idx_availability_lookup ON public.availability_rules USING btree (professional_id, day_of_week, active);
 
 CREATE INDEX idx_available_slots ON public.time_slots USING btree (professional_id, date, available);
@@ -727,7 +752,13 @@ CREATE TRIGGER trg_appointments_state_machine BEFORE INSERT OR UPDATE ON public.
 
 CREATE TRIGGER trg_credit_transactions_state_machine BEFORE INSERT OR UPDATE ON public.credit_transactions FOR EACH ROW EXECUTE FUNCTION public.credit_transactions_state_machine();
 
+CREATE TRIGGER trg_likes_default_organization BEFORE INSERT ON public.likes FOR EACH ROW WHEN ((new.organization_id IS NULL)) EXECUTE FUNCTION rayces_compat.assign_default_organization();
+
+CREATE TRIGGER trg_posts_default_organization BEFORE INSERT ON public.posts FOR EACH ROW WHEN ((new.organization_id IS NULL)) EXECUTE FUNCTION rayces_compat.assign_default_organization();
+
 CREATE TRIGGER trg_students_state_machine BEFORE INSERT OR UPDATE ON public.students FOR EACH ROW EXECUTE FUNCTION public.students_state_machine();
+
+CREATE TRIGGER trg_users_default_organization BEFORE INSERT ON public.users FOR EACH ROW WHEN ((new.organization_id IS NULL)) EXECUTE FUNCTION rayces_compat.assign_default_organization();
 
 ALTER TABLE ONLY public.appointments
     ADD CONSTRAINT fk_appointments_client FOREIGN KEY (organization_id, client_id) REFERENCES public.users(organization_id, id);
@@ -812,6 +843,9 @@ ALTER TABLE ONLY public.user_roles
 
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT fk_users_organization FOREIGN KEY (organization_id) REFERENCES public.organizations(id);
+
+ALTER TABLE ONLY rayces_compat.default_organization
+    ADD CONSTRAINT fk_default_organization_organization FOREIGN KEY (organization_id) REFERENCES public.organizations(id) ON DELETE CASCADE;
 
 ALTER TABLE public.appointments ENABLE ROW LEVEL SECURITY;
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from rayces.migrations.journal import RevisionSteps
 from rayces.migrations.online_operations import (
     create_index_concurrently,
     drop_index_concurrently,
@@ -62,35 +63,64 @@ $duplicate_emails$"""
 
 
 def upgrade() -> None:
-    op.execute(_STOP_ON_DUPLICATE_EMAILS)
-    # A constant default is stored in the catalog: no rewrite, existing rows read ''.
-    op.execute(
-        "ALTER TABLE users "
-        "ADD COLUMN IF NOT EXISTS encrypted_password varchar DEFAULT '' NOT NULL, "
-        "ADD COLUMN IF NOT EXISTS reset_password_token varchar, "
-        "ADD COLUMN IF NOT EXISTS reset_password_sent_at timestamp(6) with time zone, "
-        "ADD COLUMN IF NOT EXISTS remember_created_at timestamp(6) with time zone"
-    )
+    steps = RevisionSteps(revision, "upgrade")
+
+    def add_columns() -> None:
+        op.execute(_STOP_ON_DUPLICATE_EMAILS)
+        # A constant default is stored in the catalog: no rewrite, existing rows read ''.
+        op.execute(
+            "ALTER TABLE users "
+            "ADD COLUMN IF NOT EXISTS encrypted_password varchar DEFAULT '' NOT NULL, "
+            "ADD COLUMN IF NOT EXISTS reset_password_token varchar, "
+            "ADD COLUMN IF NOT EXISTS reset_password_sent_at timestamp(6) with time zone, "
+            "ADD COLUMN IF NOT EXISTS remember_created_at timestamp(6) with time zone"
+        )
+
+    steps.step("add_columns", add_columns)
     with op.get_context().autocommit_block():
-        create_index_concurrently(
-            "index_users_on_organization_id_and_email",
-            "users",
-            ["organization_id", "email"],
-            unique=True,
+        steps.step(
+            "email_index",
+            lambda: create_index_concurrently(
+                "index_users_on_organization_id_and_email",
+                "users",
+                ["organization_id", "email"],
+                unique=True,
+            ),
         )
-        create_index_concurrently(
-            "index_users_on_reset_password_token", "users", ["reset_password_token"], unique=True
+        steps.step(
+            "reset_password_token_index",
+            lambda: create_index_concurrently(
+                "index_users_on_reset_password_token",
+                "users",
+                ["reset_password_token"],
+                unique=True,
+            ),
         )
+    steps.finish()
 
 
 def downgrade() -> None:
+    # Each step also copes with an upgrade that stopped part-way: this is how `rollback` undoes
+    # one.
+    steps = RevisionSteps(revision, "downgrade")
+
+    def drop_columns() -> None:
+        op.execute(
+            "ALTER TABLE users "
+            "DROP COLUMN IF EXISTS remember_created_at, "
+            "DROP COLUMN IF EXISTS reset_password_sent_at, "
+            "DROP COLUMN IF EXISTS reset_password_token, "
+            "DROP COLUMN IF EXISTS encrypted_password"
+        )
+
     with op.get_context().autocommit_block():
-        drop_index_concurrently("index_users_on_reset_password_token")
-        drop_index_concurrently("index_users_on_organization_id_and_email")
-    op.execute(
-        "ALTER TABLE users "
-        "DROP COLUMN remember_created_at, "
-        "DROP COLUMN reset_password_sent_at, "
-        "DROP COLUMN reset_password_token, "
-        "DROP COLUMN encrypted_password"
-    )
+        steps.step(
+            "drop_reset_password_token_index",
+            lambda: drop_index_concurrently("index_users_on_reset_password_token"),
+        )
+        steps.step(
+            "drop_email_index",
+            lambda: drop_index_concurrently("index_users_on_organization_id_and_email"),
+        )
+    steps.step("drop_columns", drop_columns)
+    steps.finish()

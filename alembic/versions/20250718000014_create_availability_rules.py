@@ -29,6 +29,11 @@ depends_on: str | Sequence[str] | None = None
 downgrade_drops: tuple[str, ...] = ("table availability_rules",)
 
 
+_BTREE_GIST_COMMENT = (
+    "support for indexing common datatypes in GiST (created by revision 20250718000014)"
+)
+
+
 def _timestamps() -> list[sa.Column[object]]:
     return [
         sa.Column(
@@ -42,7 +47,18 @@ def _timestamps() -> list[sa.Column[object]]:
 
 
 def upgrade() -> None:
-    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+    # An extension this revision creates is marked by its comment, so the downgrade drops
+    # only that one: a btree_gist installed before (by hand, or for another schema) stays.
+    op.execute(
+        f"""DO $create_btree_gist$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'btree_gist') THEN
+        CREATE EXTENSION btree_gist;
+        COMMENT ON EXTENSION btree_gist IS {_BTREE_GIST_COMMENT!r};
+    END IF;
+END
+$create_btree_gist$"""
+    )
     # The subtype difference lets GiST split pages well (PostgreSQL's own timerange example).
     op.execute(
         "CREATE FUNCTION time_subtype_diff(x time, y time) RETURNS float8 "
@@ -97,11 +113,14 @@ def downgrade() -> None:
     op.drop_table("availability_rules")
     op.execute("DROP TYPE timerange")
     op.execute("DROP FUNCTION time_subtype_diff(time, time)")
-    # Kept when something outside this schema uses it too.
+    # Kept when it was there before this revision, or something outside this schema uses it.
     op.execute(
-        """DO $drop_btree_gist$
+        f"""DO $drop_btree_gist$
 BEGIN
-    DROP EXTENSION IF EXISTS btree_gist;
+    IF obj_description((SELECT oid FROM pg_extension WHERE extname = 'btree_gist'),
+                       'pg_extension') = {_BTREE_GIST_COMMENT!r} THEN
+        DROP EXTENSION btree_gist;
+    END IF;
 EXCEPTION WHEN dependent_objects_still_exist THEN
     RAISE NOTICE 'btree_gist is kept: other objects depend on it';
 END

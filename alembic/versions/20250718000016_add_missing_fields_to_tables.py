@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from rayces.migrations.journal import RevisionSteps
 from rayces.migrations.online_operations import (
     add_check_not_valid,
     create_index_concurrently,
@@ -70,84 +71,115 @@ _CHECKS = (
 
 
 def upgrade() -> None:
-    op.execute(
-        "ALTER TABLE users "
-        "ADD COLUMN IF NOT EXISTS first_name varchar, "
-        "ADD COLUMN IF NOT EXISTS last_name varchar, "
-        "ADD COLUMN IF NOT EXISTS phone varchar, "
-        "ADD COLUMN IF NOT EXISTS role varchar DEFAULT 'client' NOT NULL"
-    )
-    op.execute(
-        "ALTER TABLE appointments "
-        "ADD COLUMN IF NOT EXISTS duration_minutes integer DEFAULT 60, "
-        "ADD COLUMN IF NOT EXISTS confirmed_at timestamp(6) with time zone, "
-        "ADD COLUMN IF NOT EXISTS executed_at timestamp(6) with time zone, "
-        "ADD COLUMN IF NOT EXISTS cancelled_at timestamp(6) with time zone, "
-        "ADD COLUMN IF NOT EXISTS cancellation_reason varchar, "
-        "ADD COLUMN IF NOT EXISTS uses_credit boolean DEFAULT false"
-    )
-    op.execute(
-        "ALTER TABLE professionals "
-        "ADD COLUMN IF NOT EXISTS title varchar, "
-        "ADD COLUMN IF NOT EXISTS specialization varchar, "
-        "ADD COLUMN IF NOT EXISTS bio text, "
-        "ADD COLUMN IF NOT EXISTS license_number varchar, "
-        "ADD COLUMN IF NOT EXISTS weekly_schedule jsonb DEFAULT '{}'::jsonb, "
-        "ADD COLUMN IF NOT EXISTS blocked_dates jsonb DEFAULT '[]'::jsonb, "
-        "ADD COLUMN IF NOT EXISTS session_duration_minutes integer DEFAULT 60, "
-        "ADD COLUMN IF NOT EXISTS buffer_minutes integer DEFAULT 15, "
-        "ADD COLUMN IF NOT EXISTS accepts_new_clients boolean DEFAULT true, "
-        "ADD COLUMN IF NOT EXISTS session_price_cents integer, "
-        "ADD COLUMN IF NOT EXISTS currency varchar DEFAULT 'ARS'"
-    )
-    for name, table, condition in _CHECKS:
-        add_check_not_valid(name, table, condition)
-    with op.get_context().autocommit_block():
+    steps = RevisionSteps(revision, "upgrade")
+
+    def add_columns() -> None:
+        op.execute(
+            "ALTER TABLE users "
+            "ADD COLUMN IF NOT EXISTS first_name varchar, "
+            "ADD COLUMN IF NOT EXISTS last_name varchar, "
+            "ADD COLUMN IF NOT EXISTS phone varchar, "
+            "ADD COLUMN IF NOT EXISTS role varchar DEFAULT 'client' NOT NULL"
+        )
+        op.execute(
+            "ALTER TABLE appointments "
+            "ADD COLUMN IF NOT EXISTS duration_minutes integer DEFAULT 60, "
+            "ADD COLUMN IF NOT EXISTS confirmed_at timestamp(6) with time zone, "
+            "ADD COLUMN IF NOT EXISTS executed_at timestamp(6) with time zone, "
+            "ADD COLUMN IF NOT EXISTS cancelled_at timestamp(6) with time zone, "
+            "ADD COLUMN IF NOT EXISTS cancellation_reason varchar, "
+            "ADD COLUMN IF NOT EXISTS uses_credit boolean DEFAULT false"
+        )
+        op.execute(
+            "ALTER TABLE professionals "
+            "ADD COLUMN IF NOT EXISTS title varchar, "
+            "ADD COLUMN IF NOT EXISTS specialization varchar, "
+            "ADD COLUMN IF NOT EXISTS bio text, "
+            "ADD COLUMN IF NOT EXISTS license_number varchar, "
+            "ADD COLUMN IF NOT EXISTS weekly_schedule jsonb DEFAULT '{}'::jsonb, "
+            "ADD COLUMN IF NOT EXISTS blocked_dates jsonb DEFAULT '[]'::jsonb, "
+            "ADD COLUMN IF NOT EXISTS session_duration_minutes integer DEFAULT 60, "
+            "ADD COLUMN IF NOT EXISTS buffer_minutes integer DEFAULT 15, "
+            "ADD COLUMN IF NOT EXISTS accepts_new_clients boolean DEFAULT true, "
+            "ADD COLUMN IF NOT EXISTS session_price_cents integer, "
+            "ADD COLUMN IF NOT EXISTS currency varchar DEFAULT 'ARS'"
+        )
+        for name, table, condition in _CHECKS:
+            add_check_not_valid(name, table, condition)
+
+    def validate_checks() -> None:
         for name, table, _ in _CHECKS:
             validate_constraint(name, table)
-        create_index_concurrently(
-            "index_users_on_organization_id_and_role", "users", ["organization_id", "role"]
+
+    steps.step("add_columns", add_columns)
+    with op.get_context().autocommit_block():
+        steps.step("validate_checks", validate_checks)
+        steps.step(
+            "users_role_index",
+            lambda: create_index_concurrently(
+                "index_users_on_organization_id_and_role", "users", ["organization_id", "role"]
+            ),
         )
-        create_index_concurrently(
-            "index_professionals_on_organization_id_and_specialization",
-            "professionals",
-            ["organization_id", "specialization"],
+        steps.step(
+            "professionals_specialization_index",
+            lambda: create_index_concurrently(
+                "index_professionals_on_organization_id_and_specialization",
+                "professionals",
+                ["organization_id", "specialization"],
+            ),
         )
+    steps.finish()
 
 
 def downgrade() -> None:
+    # Each step also copes with an upgrade that stopped part-way: this is how `rollback` undoes
+    # one.
+    steps = RevisionSteps(revision, "downgrade")
     with op.get_context().autocommit_block():
-        drop_index_concurrently("index_professionals_on_organization_id_and_specialization")
-        drop_index_concurrently("index_users_on_organization_id_and_role")
+        steps.step(
+            "drop_professionals_specialization_index",
+            lambda: drop_index_concurrently(
+                "index_professionals_on_organization_id_and_specialization"
+            ),
+        )
+        steps.step(
+            "drop_users_role_index",
+            lambda: drop_index_concurrently("index_users_on_organization_id_and_role"),
+        )
+    steps.step("drop_columns", _drop_columns)
+    steps.finish()
+
+
+def _drop_columns() -> None:
     for name, table, _ in reversed(_CHECKS):
-        op.drop_constraint(name, table, type_="check")
+        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")
     op.execute(
         "ALTER TABLE professionals "
-        "DROP COLUMN currency, "
-        "DROP COLUMN session_price_cents, "
-        "DROP COLUMN accepts_new_clients, "
-        "DROP COLUMN buffer_minutes, "
-        "DROP COLUMN session_duration_minutes, "
-        "DROP COLUMN blocked_dates, "
-        "DROP COLUMN weekly_schedule, "
-        "DROP COLUMN license_number, "
-        "DROP COLUMN bio, "
-        "DROP COLUMN specialization, "
-        "DROP COLUMN title"
+        "DROP COLUMN IF EXISTS currency, "
+        "DROP COLUMN IF EXISTS session_price_cents, "
+        "DROP COLUMN IF EXISTS accepts_new_clients, "
+        "DROP COLUMN IF EXISTS buffer_minutes, "
+        "DROP COLUMN IF EXISTS session_duration_minutes, "
+        "DROP COLUMN IF EXISTS blocked_dates, "
+        "DROP COLUMN IF EXISTS weekly_schedule, "
+        "DROP COLUMN IF EXISTS license_number, "
+        "DROP COLUMN IF EXISTS bio, "
+        "DROP COLUMN IF EXISTS specialization, "
+        "DROP COLUMN IF EXISTS title"
     )
     op.execute(
         "ALTER TABLE appointments "
-        "DROP COLUMN uses_credit, "
-        "DROP COLUMN cancellation_reason, "
-        "DROP COLUMN cancelled_at, "
-        "DROP COLUMN executed_at, "
-        "DROP COLUMN confirmed_at, "
-        "DROP COLUMN duration_minutes"
+        "DROP COLUMN IF EXISTS uses_credit, "
+        "DROP COLUMN IF EXISTS cancellation_reason, "
+        "DROP COLUMN IF EXISTS cancelled_at, "
+        "DROP COLUMN IF EXISTS executed_at, "
+        "DROP COLUMN IF EXISTS confirmed_at, "
+        "DROP COLUMN IF EXISTS duration_minutes"
     )
     op.execute(
         "ALTER TABLE users "
-        "DROP COLUMN role, "
-        "DROP COLUMN phone, "
-        "DROP COLUMN last_name, "
-        "DROP COLUMN first_name"
+        "DROP COLUMN IF EXISTS role, "
+        "DROP COLUMN IF EXISTS phone, "
+        "DROP COLUMN IF EXISTS last_name, "
+        "DROP COLUMN IF EXISTS first_name"
     )

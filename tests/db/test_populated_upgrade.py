@@ -23,6 +23,7 @@ from tests.db.alembic_helpers import (
     upgrade,
 )
 
+from rayces.migrations.errors import UsageError
 from rayces.migrations.settings import Settings
 
 USERS = 12_000  # ids 3, 6, 9, ...: sparse, and more than one backfill batch
@@ -281,7 +282,7 @@ def test_invalid_subdomain_is_refused_before_anything_is_written(database_url: s
     with connect(database_url) as connection:
         upgrade(connection, BASELINE)
         _few_rows(connection)
-        with pytest.raises(ValueError, match="not a DNS label"):
+        with pytest.raises(UsageError, match="not a DNS label"):
             upgrade(connection, "head", {"default_organization_subdomain": "Not A Label"})
         assert current_revision(connection) == "20250713000001"
         assert _organizations(connection) == []

@@ -60,3 +60,26 @@ def test_dump_is_stable(database_url: str, capsys: pytest.CaptureFixture[str]) -
     assert "\\restrict" not in dumps[0]
     assert "\nSET " not in dumps[0]
     assert dumps[0].endswith("VALUES ('20250713000004');\n")
+
+
+def test_dump_of_a_database_with_another_search_path_loads(
+    postgres_server_url: str, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import psycopg
+    from psycopg import sql
+    from tests.db.alembic_helpers import run_psql, scratch_database
+
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("CREATE SCHEMA app")
+        connection.execute(
+            sql.SQL("ALTER DATABASE {} SET search_path = app").format(sql.Identifier(str(name)))
+        )
+    assert main(["migrate", "--database-url", database_url, "-q"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["schema", "dump", "--database-url", database_url, "-q"]) == EXIT_OK
+    dump = capsys.readouterr().out
+    assert "INSERT INTO app.alembic_version" in dump
+    with scratch_database(postgres_server_url) as copy:
+        loaded = run_psql(copy, dump)
+        assert loaded.returncode == 0, loaded.stderr

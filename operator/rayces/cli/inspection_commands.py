@@ -59,6 +59,15 @@ def status_command(invocation: Invocation) -> int:
     output.line("-" * 60)
     for state in report.revisions:
         output.line(f"{'up' if state.applied else 'down':>5}    {state.revision:<16} {state.name}")
+    if report.interrupted is not None:
+        part_way = report.interrupted
+        verb = "applying" if part_way.direction == "upgrade" else "reverting"
+        output.line()
+        output.line(
+            f"interrupted: {verb} {part_way.revision} stopped part-way; steps done: "
+            f"{', '.join(part_way.steps_done) or 'none'}"
+        )
+        output.line("  `raycesctl migrate` resumes it; `raycesctl rollback` undoes it")
     return ExitCode.OK
 
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from rayces.cli import (
+    compat_commands,
     embedded_commands,
     inspection_commands,
     migration_commands,
@@ -37,6 +38,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     inspection_commands,
     schema_commands,
     embedded_commands,
+    compat_commands,
     tenant_commands,
     operator_commands,
 )

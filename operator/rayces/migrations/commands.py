@@ -46,6 +46,7 @@ from rayces.migrations.errors import (
     RunInterruptedError,
     UsageError,
 )
+from rayces.migrations.journal import read_interrupted_revision, settle_interrupted_revision
 from rayces.migrations.locking import acquire_migration_lock, release_migration_lock
 from rayces.migrations.results import (
     Direction,
@@ -72,6 +73,7 @@ from rayces.migrations.signals import Interrupted
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext, MigrationInfo
+    from alembic.script import Script
     from sqlalchemy import Connection, Engine
 
 log = logging.getLogger(__name__)
@@ -246,6 +248,7 @@ def status(database: str, *, script_location: Path | None = None) -> StatusRepor
     engine = create_database_engine(normalize_database_url(database))
     with connect(engine) as connection, _reporting("status"):
         current = current_revision_of(connection)
+        interrupted = read_interrupted_revision(connection)
     ids = [script.revision for script in chain]
     applied = applied_count(chain, current)
     return StatusReport(
@@ -260,6 +263,7 @@ def status(database: str, *, script_location: Path | None = None) -> StatusRepor
             )
             for index, script in enumerate(chain)
         ),
+        interrupted=interrupted,
     )
 
 
@@ -329,10 +333,15 @@ def dump_schema(database: str) -> str:
     engine = create_database_engine(url)
     with connect(engine) as connection, _reporting("schema dump"):
         current = current_revision_of(connection)
+        version_table_schema = _version_table_schema(connection)
     parameters = connection_parameters(url)
     with _passfile(parameters.get("password")) as passfile:
         without_password = parameters.with_values({"password": None, "passfile": passfile})
-        return normalize_dump(run_pg_dump(without_password.conninfo()), revision=current)
+        return normalize_dump(
+            run_pg_dump(without_password.conninfo()),
+            revision=current,
+            version_table_schema=version_table_schema,
+        )
 
 
 @contextmanager
@@ -361,6 +370,21 @@ def recorded_revisions(connection: Connection) -> tuple[str, ...]:
     heads = tuple(MigrationContext.configure(connection).get_current_heads())
     connection.commit()
     return heads
+
+
+def _version_table_schema(connection: Connection) -> str:
+    """The schema `alembic_version` is in (the first of Alembic's `search_path`)."""
+    from sqlalchemy import text
+
+    schema = connection.scalar(
+        text(
+            "SELECT coalesce((SELECT n.nspname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.oid = to_regclass('alembic_version')), current_schema(), 'public')"
+        )
+    )
+    connection.commit()
+    return str(schema)
 
 
 def current_revision_of(connection: Connection) -> str | None:
@@ -430,23 +454,20 @@ def _run(
             )
             connection.commit()
             current = run.before = current_revision_of(connection)
+            # An interrupted revision is resumed or undone by Alembic like any other.
+            current = settle_interrupted_revision(connection, chain, current, command_name)
             target = run.target = choose_target(scripts, current)
-            direction, planned = revisions_between(chain, current, target)
-            run.planned = planned
-            if planned and direction != command_name:
-                raise _wrong_direction(command_name, current, target)
-            if planned and current is None:
-                _refuse_unrecorded_tables(connection, chain[0].revision)
-            if planned and command_name == "downgrade" and not allow_data_loss:
-                by_id = {script.revision: script for script in chain}
-                refuse_data_loss(connection, [by_id[rev] for rev in planned], target=target)
+            run.planned = _checked_plan(
+                command_name, connection, chain, current, target, allow_data_loss=allow_data_loss
+            )
+            planned = run.planned
             try:
                 steps = _apply(command_name, config, connection, target, names, planned=planned)
             except _RevisionFailedError as failure:
                 raise _failed(run, failure, connection, engine) from failure.error
             return MigrationResult(
                 command=command_name,
-                from_revision=current,
+                from_revision=run.before,
                 to_revision=target,
                 target_revision=target,
                 steps=tuple(steps),
@@ -467,6 +488,28 @@ def _run(
         finally:
             _release_quietly(connection)
             progress.leave_revision()
+
+
+def _checked_plan(
+    command_name: Direction,
+    connection: Connection,
+    chain: list[Script],
+    current: str | None,
+    target: str | None,
+    *,
+    allow_data_loss: bool,
+) -> list[str]:
+    """The revisions from `current` to `target`, once it is safe to run them: the direction
+    asked for, no unrecorded MyHub tables under a first upgrade, no rows dropped unless allowed."""
+    direction, planned = revisions_between(chain, current, target)
+    if planned and direction != command_name:
+        raise _wrong_direction(command_name, current, target)
+    if planned and current is None:
+        _refuse_unrecorded_tables(connection, chain[0].revision)
+    if planned and command_name == "downgrade" and not allow_data_loss:
+        by_id = {script.revision: script for script in chain}
+        refuse_data_loss(connection, [by_id[rev] for rev in planned], target=target)
+    return planned
 
 
 class _RunState:

@@ -23,7 +23,7 @@ keyword argument whose default keeps the old behaviour) instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -84,6 +84,9 @@ DEFAULT_ORGANIZATION = DefaultOrganization(name="Default Organization", subdomai
 def default_organization_settings() -> DefaultOrganization:
     """Name and subdomain of the default organization, as configured for this run.
 
+    Kept for callers written before `configured_default_organization`, which revisions use: it
+    checks the values strictly (`parse_default_organization`) and raises a usage error.
+
     In order: the Alembic `-x default_organization_name=...` and
     `-x default_organization_subdomain=...` arguments (which `raycesctl` and env.py fill from
     `RAYCES_DEFAULT_ORGANIZATION_NAME` and `RAYCES_DEFAULT_ORGANIZATION_SUBDOMAIN`; revisions
@@ -137,8 +140,15 @@ def backfill_in_batches(
     where: str,
     from_items: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    synchronous_commit: bool = True,
 ) -> None:
     """`UPDATE table SET assignments [FROM from_items] WHERE where`, committing every batch.
+
+    With `synchronous_commit=False` the batches commit without waiting for their WAL to reach
+    disk (the session's `synchronous_commit` is restored afterwards), which lets the next batch
+    start at once. A server crash can then lose the last batches, never a part of one; they
+    are redone by running the backfill again, and the step journal's row, committed
+    synchronously after the backfill, is never durable before them.
 
     Batches are ranges of `table.id` walked through the primary key index, so each batch
     locks at most `batch_size` rows for a moment and the table never sees one long
@@ -151,9 +161,10 @@ def backfill_in_batches(
         raise ValueError("batch_size must be at least 1")
     table = identifier(table)
     from_clause = f" FROM {from_items}" if from_items else ""
-    op.execute(
-        sa.text(
-            f"""DO $backfill$
+    if synchronous_commit:
+        op.execute(
+            sa.text(
+                f"""DO $backfill$
 DECLARE
     batch_start bigint;
 BEGIN
@@ -167,14 +178,99 @@ BEGIN
     END LOOP;
 END
 $backfill$"""
+            )
         )
+        return
+    op.execute(
+        sa.text(
+            f"""DO $backfill$
+DECLARE
+    batch_start bigint;
+    previous_synchronous_commit text := current_setting('synchronous_commit');
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', false);
+    SELECT min(id) INTO batch_start FROM {table};
+    WHILE batch_start IS NOT NULL LOOP
+        UPDATE {table} SET {assignments}{from_clause}
+        WHERE {table}.id >= batch_start AND {table}.id < batch_start + {batch_size}
+          AND ({where});
+        COMMIT;
+        SELECT min(id) INTO batch_start FROM {table} WHERE id >= batch_start + {batch_size};
+    END LOOP;
+    PERFORM set_config('synchronous_commit', previous_synchronous_commit, false);
+END
+$backfill$"""
+        )
+    )
+
+
+# --- brief strong locks, retried -------------------------------------------------------------
+
+LOCK_RETRY_TIMEOUT = "50ms"
+"""How long one attempt of a lock-retried statement waits for its lock (`lock_timeout`)."""
+
+LOCK_RETRY_ATTEMPTS = 300
+"""Attempts before a lock-retried statement gives up and fails (about a minute in all)."""
+
+
+def _execute_ddl(statement: str, *, lock_retries: bool, only_if: str | None = None) -> None:
+    """Run `statement`; with `lock_retries`, in attempts that each wait at most 50 ms for locks.
+
+    A statement that needs a strong lock queues, and every read and write of the table queues
+    behind it, for as long as something else holds a conflicting lock: a long transaction, or
+    autovacuum, which only gives way after `deadlock_timeout` (1 s). Retrying with a short
+    `lock_timeout` (and a growing pause between attempts) caps that wait at 50 ms each time.
+    `only_if` is a SQL condition checked before each attempt. Works inside or outside a
+    transaction (each attempt is a subtransaction); the caller's `lock_timeout` is restored.
+    """
+    if not lock_retries:
+        if only_if is None:
+            op.execute(statement)
+        else:
+            op.execute(
+                f"""DO $guarded_ddl$
+BEGIN
+    IF {only_if} THEN
+        EXECUTE {_sql_string(statement)};
+    END IF;
+END
+$guarded_ddl$"""
+            )
+        return
+    op.execute(
+        f"""DO $lock_retries$
+DECLARE
+    attempt integer := 0;
+    previous_lock_timeout text := current_setting('lock_timeout');
+BEGIN
+    LOOP
+        BEGIN
+            IF NOT ({only_if or "true"}) THEN
+                EXIT;
+            END IF;
+            PERFORM set_config('lock_timeout', {_sql_string(LOCK_RETRY_TIMEOUT)}, true);
+            EXECUTE {_sql_string(statement)};
+            EXIT;
+        EXCEPTION WHEN lock_not_available THEN
+            attempt := attempt + 1;
+            IF attempt >= {LOCK_RETRY_ATTEMPTS} THEN
+                RAISE;
+            END IF;
+            PERFORM pg_sleep(least(0.01 * attempt, 0.5));
+        END;
+    END LOOP;
+    PERFORM set_config('lock_timeout', previous_lock_timeout, true);
+END
+$lock_retries$"""
     )
 
 
 # --- constraints ----------------------------------------------------------------------------
 
 
-def add_check_then_validate(name: str, table: str, condition: str) -> None:
+def add_check_then_validate(
+    name: str, table: str, condition: str, *, lock_retries: bool = False
+) -> None:
     """Add CHECK `condition` as `NOT VALID`, then validate it in a transaction of its own.
 
     Adding takes a brief ACCESS EXCLUSIVE lock and checks nothing; validating scans the table
@@ -182,9 +278,10 @@ def add_check_then_validate(name: str, table: str, condition: str) -> None:
     autocommit block, or the two steps share one transaction and the lock is held throughout.
     """
     name, table = identifier(name), identifier(table)
-    op.execute(
+    _execute_ddl(
         f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}, "
-        f"ADD CONSTRAINT {name} CHECK ({condition}) NOT VALID"
+        f"ADD CONSTRAINT {name} CHECK ({condition}) NOT VALID",
+        lock_retries=lock_retries,
     )
     op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
 
@@ -207,7 +304,7 @@ def validate_constraint(name: str, table: str) -> None:
     op.execute(f"ALTER TABLE {identifier(table)} VALIDATE CONSTRAINT {identifier(name)}")
 
 
-def set_not_null_without_long_lock(table: str, column: str) -> None:
+def set_not_null_without_long_lock(table: str, column: str, *, lock_retries: bool = False) -> None:
     """`SET NOT NULL` without scanning the table under an ACCESS EXCLUSIVE lock.
 
     A validated `CHECK (column IS NOT NULL)` lets PostgreSQL (>= 12) skip the scan of
@@ -216,9 +313,13 @@ def set_not_null_without_long_lock(table: str, column: str) -> None:
     """
     table, column = identifier(table), identifier(column)
     check = identifier(f"chk_{table}_{column}_not_null")
-    add_check_then_validate(check, table, f"{column} IS NOT NULL")
-    op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL")
-    op.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}")
+    add_check_then_validate(check, table, f"{column} IS NOT NULL", lock_retries=lock_retries)
+    _execute_ddl(
+        f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL", lock_retries=lock_retries
+    )
+    _execute_ddl(
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check}", lock_retries=lock_retries
+    )
 
 
 def add_foreign_key_then_validate(
@@ -229,6 +330,7 @@ def add_foreign_key_then_validate(
     referred_columns: Sequence[str],
     *,
     ondelete: str | None = None,
+    lock_retries: bool = False,
 ) -> None:
     """Add a foreign key as `NOT VALID`, then validate it in a transaction of its own.
 
@@ -242,11 +344,12 @@ def add_foreign_key_then_validate(
         if ondelete.upper() not in {"CASCADE", "RESTRICT", "SET NULL", "SET DEFAULT"}:
             raise ValueError(f"unknown ON DELETE action {ondelete!r}")
         on_delete = f" ON DELETE {ondelete.upper()}"
-    op.execute(
+    _execute_ddl(
         f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}, "
         f"ADD CONSTRAINT {name} FOREIGN KEY ({_column_list(columns)}) "
         f"REFERENCES {identifier(referred_table)} ({_column_list(referred_columns)})"
-        f"{on_delete} NOT VALID"
+        f"{on_delete} NOT VALID",
+        lock_retries=lock_retries,
     )
     validate_constraint(name, table)
 
@@ -300,7 +403,9 @@ def drop_index_concurrently(name: str) -> None:
     op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {identifier(name)}")
 
 
-def add_unique_constraint_using_index(name: str, table: str, columns: Sequence[str]) -> None:
+def add_unique_constraint_using_index(
+    name: str, table: str, columns: Sequence[str], *, lock_retries: bool = False
+) -> None:
     """A UNIQUE constraint whose index is built concurrently, then attached to the constraint.
 
     Attaching (`ADD CONSTRAINT ... UNIQUE USING INDEX`) needs only a brief lock. Index and
@@ -308,6 +413,14 @@ def add_unique_constraint_using_index(name: str, table: str, columns: Sequence[s
     """
     name, table = identifier(name), identifier(table)
     create_index_concurrently(name, table, columns, unique=True)
+    if lock_retries:
+        _execute_ddl(
+            f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}",
+            lock_retries=True,
+            only_if=f"NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {_sql_string(name)} "
+            f"AND conrelid = {_sql_string(table)}::regclass)",
+        )
+        return
     op.execute(
         f"""DO $attach_unique$
 BEGIN
@@ -346,3 +459,248 @@ def _retype_timestamps(table: str, columns: Sequence[str], new_type: str) -> Non
         f"ALTER COLUMN {identifier(column)} TYPE {new_type}" for column in columns
     )
     op.execute(f"ALTER TABLE {table} {alterations}")
+
+
+# --- the default organization, validated and remembered -------------------------------------
+
+_SUBDOMAIN_EXACT = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_NAME_MAX_LENGTH = 255
+
+DEFAULT_ORGANIZATION_NAME_ARGUMENT = "default_organization_name"
+DEFAULT_ORGANIZATION_SUBDOMAIN_ARGUMENT = "default_organization_subdomain"
+
+
+def parse_default_organization(arguments: Mapping[str, str]) -> DefaultOrganization:
+    """The default organization named by `arguments` (the `-x` values), checked strictly.
+
+    A key that is absent means the documented default ("Default Organization", "default"); a key
+    given with an empty value is an error, never a silent fallback. The subdomain must be a DNS
+    label as a whole (`fullmatch`: a trailing newline is refused), the name must have a visible
+    character and no line break.
+
+    :raises UsageError: a value is invalid; the message names the argument.
+    """
+    from rayces.migrations.errors import UsageError
+
+    name = arguments.get(DEFAULT_ORGANIZATION_NAME_ARGUMENT, DEFAULT_ORGANIZATION.name)
+    subdomain = arguments.get(
+        DEFAULT_ORGANIZATION_SUBDOMAIN_ARGUMENT, DEFAULT_ORGANIZATION.subdomain
+    )
+    if not name.strip() or any(character in name for character in "\r\n\0"):
+        raise UsageError(
+            f"default organization name {name!r} is blank or spans lines",
+            hint="give a one-line name with --default-organization-name "
+            f"(-x {DEFAULT_ORGANIZATION_NAME_ARGUMENT}=...), or leave it out for "
+            f"{DEFAULT_ORGANIZATION.name!r}",
+        )
+    if len(name) > _NAME_MAX_LENGTH:
+        raise UsageError(
+            f"default organization name is {len(name)} characters long",
+            hint=f"give at most {_NAME_MAX_LENGTH} characters",
+        )
+    if not _SUBDOMAIN_EXACT.fullmatch(subdomain):
+        raise UsageError(
+            f"default organization subdomain {subdomain!r} is not a DNS label",
+            hint="use 1 to 63 lower-case letters, digits and hyphens, not starting or ending "
+            "with a hyphen (--default-organization-subdomain, "
+            f"-x {DEFAULT_ORGANIZATION_SUBDOMAIN_ARGUMENT}=...)",
+        )
+    return DefaultOrganization(name=name, subdomain=subdomain)
+
+
+def configured_default_organization() -> DefaultOrganization:
+    """`parse_default_organization` of this run's `-x` arguments. The environment is read once,
+    by the caller (`raycesctl`'s settings, or `alembic/env.py` for plain Alembic), and arrives
+    here as `-x` values."""
+    return parse_default_organization(dict(context.get_x_argument(as_dictionary=True)))
+
+
+# --- writers that do not know about organizations (expand/contract) -------------------------
+
+COMPATIBILITY_SCHEMA = "rayces_compat"
+"""Where the default organization is remembered and the legacy-write switch lives."""
+
+DEFAULT_ORGANIZATION_TABLE = f"{COMPATIBILITY_SCHEMA}.default_organization"
+ASSIGN_ORGANIZATION_FUNCTION = f"{COMPATIBILITY_SCHEMA}.assign_default_organization"
+
+
+def legacy_write_trigger_name(table: str) -> str:
+    return identifier(f"trg_{identifier(table)}_default_organization")
+
+
+def create_compatibility_schema() -> None:
+    """The `rayces_compat` schema: the remembered default organization and the trigger function
+    that gives rows inserted without an `organization_id` to it while legacy writes are on.
+
+    Idempotent; runs in a transaction. The function is `SECURITY DEFINER` with a fixed
+    `search_path`, so a writer needs no privilege on the schema; it only fills a missing
+    `organization_id`, and row-level security still checks the row it fills.
+    """
+    op.execute(f"CREATE SCHEMA IF NOT EXISTS {COMPATIBILITY_SCHEMA}")
+    op.execute(
+        f"""CREATE TABLE IF NOT EXISTS {DEFAULT_ORGANIZATION_TABLE} (
+    singleton boolean DEFAULT true NOT NULL,
+    organization_id bigint NOT NULL,
+    accepts_legacy_writes boolean DEFAULT true NOT NULL,
+    CONSTRAINT default_organization_pkey PRIMARY KEY (singleton),
+    CONSTRAINT chk_default_organization_singleton CHECK (singleton),
+    CONSTRAINT fk_default_organization_organization FOREIGN KEY (organization_id)
+        REFERENCES organizations (id) ON DELETE CASCADE
+)"""
+    )
+    op.execute(
+        f"""CREATE OR REPLACE FUNCTION {ASSIGN_ORGANIZATION_FUNCTION}() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+    AS $assign$
+BEGIN
+    IF NEW.organization_id IS NULL THEN
+        NEW.organization_id := (SELECT organization_id FROM {DEFAULT_ORGANIZATION_TABLE}
+                                WHERE accepts_legacy_writes);
+    END IF;
+    RETURN NEW;
+END
+$assign$"""
+    )
+
+
+def drop_compatibility_schema() -> None:
+    """Remove what `create_compatibility_schema` made (the triggers must be gone first)."""
+    op.execute(f"DROP FUNCTION IF EXISTS {ASSIGN_ORGANIZATION_FUNCTION}()")
+    op.execute(f"DROP TABLE IF EXISTS {DEFAULT_ORGANIZATION_TABLE}")
+    op.execute(f"DROP SCHEMA IF EXISTS {COMPATIBILITY_SCHEMA}")
+
+
+def remember_default_organization(organization: DefaultOrganization, *, for_table: str) -> None:
+    """Create and remember the default organization when `for_table` has rows and none is
+    remembered yet; otherwise keep the remembered one, whatever `organization` says.
+
+    An organization that already has the subdomain is reused. So a later revision, run without
+    the options an earlier one was given, still uses the organization the earlier one chose.
+    Runs in a transaction, after `create_compatibility_schema`.
+    """
+    table = identifier(for_table)
+    needed = (
+        f"NOT EXISTS (SELECT 1 FROM {DEFAULT_ORGANIZATION_TABLE}) "
+        f"AND EXISTS (SELECT 1 FROM {table})"
+    )
+    op.execute(
+        sa.text(
+            "INSERT INTO organizations (name, subdomain) SELECT :name, :subdomain "
+            f"WHERE {needed} ON CONFLICT (subdomain) DO NOTHING"
+        ).bindparams(name=organization.name, subdomain=organization.subdomain)
+    )
+    op.execute(
+        sa.text(
+            f"INSERT INTO {DEFAULT_ORGANIZATION_TABLE} (organization_id) "
+            f"SELECT id FROM organizations WHERE subdomain = :subdomain AND {needed}"
+        ).bindparams(subdomain=organization.subdomain)
+    )
+
+
+def add_organization_column(table: str) -> None:
+    """Add `table.organization_id` (nullable), with every existing row in the remembered
+    default organization, and route legacy writes to it.
+
+    The column is added with the organization's id as a constant default, which PostgreSQL
+    (>= 11) stores in the catalog: no row is touched, and existing rows keep reading that id
+    after the default is dropped again in the same statement batch. A BEFORE INSERT trigger then
+    fills the column of rows written without it (the old application's). With no organization
+    remembered (an empty table) the column is plainly added. Skipped when the column exists.
+    Runs in a transaction (the ACCESS EXCLUSIVE lock lasts until it commits: keep it short).
+    """
+    table = identifier(table)
+    trigger = legacy_write_trigger_name(table)
+    op.execute(
+        f"""DO $add_organization$
+DECLARE
+    default_id bigint := (SELECT organization_id FROM {DEFAULT_ORGANIZATION_TABLE});
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                   WHERE attrelid = {_sql_string(table)}::regclass
+                     AND attname = 'organization_id' AND NOT attisdropped) THEN
+        EXECUTE format('ALTER TABLE {table} ADD COLUMN organization_id bigint DEFAULT %s',
+                       coalesce(default_id::text, 'NULL'));
+        ALTER TABLE {table} ALTER COLUMN organization_id DROP DEFAULT;
+    END IF;
+END
+$add_organization$"""
+    )
+    op.execute(
+        f"CREATE OR REPLACE TRIGGER {trigger} BEFORE INSERT ON {table} FOR EACH ROW "
+        f"WHEN (NEW.organization_id IS NULL) EXECUTE FUNCTION {ASSIGN_ORGANIZATION_FUNCTION}()"
+    )
+
+
+def drop_organization_column(table: str) -> None:
+    """The reverse of `add_organization_column` (and of whatever keys use the column): the
+    trigger and the column go, when they exist. Runs in a transaction."""
+    table = identifier(table)
+    op.execute(f"DROP TRIGGER IF EXISTS {legacy_write_trigger_name(table)} ON {table}")
+    op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS organization_id")
+
+
+def backfill_in_batches_if_needed(
+    table: str,
+    assignments: str,
+    *,
+    where: str,
+    needed_if: str,
+    from_items: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> None:
+    """`backfill_in_batches`, run only when the SQL condition `needed_if` holds.
+
+    For a backfill that is usually unnecessary (the column default already gave every row its
+    value) but must still be right when it is not: `needed_if` is cheap compared with walking
+    the table in batches. Call it inside an autocommit block.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    table = identifier(table)
+    from_clause = f" FROM {from_items}" if from_items else ""
+    op.execute(
+        sa.text(
+            f"""DO $backfill$
+DECLARE
+    batch_start bigint;
+    previous_synchronous_commit text := current_setting('synchronous_commit');
+BEGIN
+    IF NOT ({needed_if}) THEN
+        RETURN;
+    END IF;
+    -- As backfill_in_batches(synchronous_commit=False): a lost batch is redone by a rerun.
+    PERFORM set_config('synchronous_commit', 'off', false);
+    SELECT min(id) INTO batch_start FROM {table};
+    WHILE batch_start IS NOT NULL LOOP
+        UPDATE {table} SET {assignments}{from_clause}
+        WHERE {table}.id >= batch_start AND {table}.id < batch_start + {batch_size}
+          AND ({where});
+        COMMIT;
+        SELECT min(id) INTO batch_start FROM {table} WHERE id >= batch_start + {batch_size};
+    END LOOP;
+    PERFORM set_config('synchronous_commit', previous_synchronous_commit, false);
+END
+$backfill$"""
+        )
+    )
+
+
+def drop_unique_constraint_and_index(name: str, table: str) -> None:
+    """Drop a UNIQUE constraint made by `add_unique_constraint_using_index`, and its index if a
+    run stopped before attaching it. Runs in a transaction."""
+    name, table = identifier(name), identifier(table)
+    op.execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}")
+    op.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+def vacuum_after_backfill(table: str) -> None:
+    """`VACUUM (ANALYZE) table` right after a backfill that updated most of its rows.
+
+    A backfill leaves a dead version of every row it updated, which soon starts autovacuum on
+    the table. The next `ALTER TABLE` on it then queues behind autovacuum for
+    `deadlock_timeout` (1 s by default) before autovacuum gives way, and every read and write of
+    the table queues behind that ALTER meanwhile. Vacuuming at once, unthrottled and under a
+    lock that lets reads and writes go on, leaves autovacuum nothing to do. Call it inside an
+    autocommit block (VACUUM refuses a transaction block).
+    """
+    op.execute(f"VACUUM (ANALYZE) {identifier(table)}")

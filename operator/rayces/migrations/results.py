@@ -342,12 +342,31 @@ class RevisionState:
 
 
 @dataclass(frozen=True)
+class InterruptedRevision:
+    """A revision that commits in steps and was stopped part-way: which way it was going and
+    the steps of that run that completed (`migrate` resumes it, `rollback` undoes it)."""
+
+    revision: str
+    direction: Direction
+    steps_done: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision,
+            "direction": self.direction,
+            "steps_done": list(self.steps_done),
+        }
+
+
+@dataclass(frozen=True)
 class StatusReport:
-    """Every revision, oldest first, with the database's current and the scripts' head revision."""
+    """Every revision, oldest first, with the database's current and the scripts' head revision,
+    and the revision left part-way by an interrupted run, if any."""
 
     current_revision: str | None
     head_revision: str | None
     revisions: tuple[RevisionState, ...] = field(default_factory=tuple)
+    interrupted: InterruptedRevision | None = None
 
     @property
     def pending(self) -> tuple[RevisionState, ...]:
@@ -360,6 +379,7 @@ class StatusReport:
             "head_revision": self.head_revision,
             "pending": len(self.pending),
             "revisions": [state.to_dict() for state in self.revisions],
+            "interrupted": self.interrupted.to_dict() if self.interrupted else None,
         }
 
     def to_json(self, *, indent: int | None = None) -> str:

@@ -20,6 +20,7 @@ import subprocess
 from pathlib import Path
 
 from rayces.migrations.errors import ConnectionFailedError, SchemaDumpError
+from rayces.migrations.journal import JOURNAL_TABLE
 
 HEADER = (
     "-- Rayces database schema, as `pg_dump --schema-only` shows it after every migration.\n"
@@ -27,49 +28,105 @@ HEADER = (
     "--   raycesctl schema dump --output-file docs/structure.sql\n"
 )
 
-_DOLLAR_QUOTE = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
 _NOISE = (
     re.compile(r"^--"),
     re.compile(r"^SET\s"),
     re.compile(r"^SELECT pg_catalog\.set_config\("),
     re.compile(r"^\\(un)?restrict\b"),
 )
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$")
+_IDENTIFIER_CHARACTER = re.compile(r"[A-Za-z_0-9$\u0080-\uffff]")
 
 
-def normalize_dump(dump: str, *, revision: str | None = None) -> str:
+def _quote_state_after(line: str, state: str | None) -> str | None:
+    """The quoting open at the end of `line`, given the one open at its start.
+
+    `None` is plain SQL; otherwise the text that closes the open quote: `'` (a string
+    constant, `''` inside it being a quote), `"` (a quoted identifier) or a dollar-quote tag
+    such as `$$` or `$body$`. In plain SQL, `--` starts a comment that ends the line. pg_dump
+    writes standard-conforming strings (no backslash escapes) and no block comments.
+    """
+    position = 0
+    while position < len(line):
+        if state is None:
+            character = line[position]
+            if character in "'\"":
+                state = character
+                position += 1
+            elif line.startswith("--", position):
+                return None
+            elif character == "$" and (
+                position == 0 or not _IDENTIFIER_CHARACTER.match(line[position - 1])
+            ):
+                match = _DOLLAR_TAG.match(line, position)
+                if match:
+                    state = match.group(0)
+                    position = match.end()
+                else:
+                    position += 1
+            else:
+                position += 1
+        elif state in ("'", '"'):
+            end = line.find(state, position)
+            if end < 0:
+                return state
+            if line.startswith(state * 2, end):
+                position = end + 2  # a doubled quote is part of the text
+            else:
+                state = None
+                position = end + 1
+        else:
+            end = line.find(state, position)
+            if end < 0:
+                return state
+            position = end + len(state)
+            state = None
+    return state
+
+
+def normalize_dump(
+    dump: str, *, revision: str | None = None, version_table_schema: str = "public"
+) -> str:
     """`pg_dump` output without comments, `SET`s, `set_config` calls, `\\restrict` lines and runs
     of blank lines, under a fixed header and followed by the schema's Alembic revision.
 
-    Lines inside dollar-quoted bodies (functions, DO blocks) are kept as they are.
+    Only lines that start outside any quoted text are candidates for removal: a line inside a
+    string constant, a quoted identifier or a dollar-quoted body (a comment that spans lines,
+    a function) is kept as it is, and quotes inside strings (`'US$$'`) open nothing.
 
     :param dump: the text `pg_dump --schema-only` printed.
     :param revision: the `alembic_version` row, written as a trailing INSERT like Rails' dump of
         `schema_migrations`; `None` writes none.
+    :param version_table_schema: the schema `alembic_version` is in (the first of the
+        `search_path` Alembic ran with).
     """
     kept: list[str] = []
     open_quote: str | None = None
     for raw_line in dump.splitlines():
-        line = raw_line.rstrip()
-        if open_quote is None and any(pattern.match(line) for pattern in _NOISE):
-            continue
-        if not line and (not kept or not kept[-1]):
-            continue
+        line = raw_line if open_quote is not None else raw_line.rstrip()
+        if open_quote is None:
+            if any(pattern.match(line) for pattern in _NOISE):
+                continue
+            if not line and (not kept or not kept[-1]):
+                continue
         kept.append(line)
-        for match in _DOLLAR_QUOTE.finditer(line):
-            if open_quote is None:
-                open_quote = match.group(0)
-            elif match.group(0) == open_quote:
-                open_quote = None
+        open_quote = _quote_state_after(line, open_quote)
     while kept and not kept[-1]:
         kept.pop()
     body = "\n".join(kept)
     text = HEADER + "\n" + body + "\n"
     if revision is not None:
         text += (
-            "\nINSERT INTO public.alembic_version (version_num) VALUES "
-            f"('{revision.replace(chr(39), chr(39) * 2)}');\n"
+            f"\nINSERT INTO {_quote_identifier(version_table_schema)}.alembic_version "
+            f"(version_num) VALUES ('{revision.replace(chr(39), chr(39) * 2)}');\n"
         )
     return text
+
+
+def _quote_identifier(name: str) -> str:
+    if re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
 
 
 def pg_dump_executable() -> Path:
@@ -94,6 +151,8 @@ def run_pg_dump(url: str) -> str:
         "--schema-only",
         "--no-owner",
         "--no-privileges",
+        # The step journal exists only while a revision is part-way; it is not the schema.
+        f"--exclude-table={JOURNAL_TABLE}",
         f"--dbname={url}",
     ]
     environment = {**os.environ, "PGAPPNAME": "raycesctl schema dump", "PGCONNECT_TIMEOUT": "10"}
