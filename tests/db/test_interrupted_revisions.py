@@ -205,7 +205,11 @@ def templates(postgres_server_url: str) -> Iterator[Templates]:
 
 
 def _raycesctl_killed_at(database_url: str, revision: str, direction: str, number: int) -> None:
-    verb = ["migrate", "--to", revision] if direction == "upgrade" else ["rollback", "--steps", "1"]
+    verb = (
+        ["migrate", "--to", revision]
+        if direction == "upgrade"
+        else ["rollback", "--steps", "1", "--allow-data-loss"]
+    )
     completed = subprocess.run(
         [RAYCESCTL, *verb, "--database-url", database_url, "--quiet"],
         env={**os.environ, FAULT_INJECTION_VARIABLE: f"{revision}:{direction}:{number}"},
@@ -257,7 +261,7 @@ def test_killed_after_a_step_is_resumed_or_undone_exactly(
         finally:
             _drop(templates.server_url, resumed_name)
 
-        commands.downgrade(killed, to=BASELINE)
+        commands.downgrade(killed, to=BASELINE, allow_data_loss=True)
         assert commands.dump_schema(killed) == templates.baseline_dump
         assert _fingerprints(killed) == templates.baseline_rows
         assert commands.status(killed).interrupted is None
