@@ -20,6 +20,7 @@ CREATE TYPE public.timerange AS RANGE (
 
 CREATE FUNCTION public.appointments_state_machine() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
@@ -172,6 +173,7 @@ $$;
 
 CREATE FUNCTION public.credit_transactions_state_machine() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
@@ -224,10 +226,12 @@ $$;
 
 CREATE FUNCTION public.current_organization_id() RETURNS bigint
     LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$SELECT NULLIF(current_setting('app.current_organization_id', true), '')::bigint$$;
 
 CREATE FUNCTION public.students_state_machine() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN

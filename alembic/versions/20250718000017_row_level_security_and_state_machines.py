@@ -2,7 +2,12 @@
 
 Tenant isolation by the database itself, beneath whatever the application does:
 
-- `public.current_organization_id()` reads the tenant a transaction declared with
+Every object is created in the schema the migrating session works in (the first schema of its
+search_path, as for every other revision); nothing names `public`. The functions run with a fixed
+`search_path` (`pg_catalog, pg_temp`): they use nothing of the application's schema, so no object
+a session creates can stand in for one they use.
+
+- `current_organization_id()` reads the tenant a transaction declared with
   `SELECT set_config('app.current_organization_id', '<id>', true)`; NULL when none was declared.
 - Every tenant-owned table gets `ENABLE ROW LEVEL SECURITY` and a policy `tenant_isolation`
   for all commands: a row is visible, and may be written, only when its `organization_id` is the
@@ -18,6 +23,15 @@ Tenant isolation by the database itself, beneath whatever the application does:
 - A trigger per state machine (appointments, students, credit_transactions), rendered from the
   transition tables in `rayces.domain.state_machines` and kept here as literal SQL, so this
   revision never changes meaning; a test checks the literal against the tables.
+
+Every table the revision changes is locked up front, in one `LOCK TABLE` that lists referencing
+tables before the tables they reference and waits at most 50 ms per attempt
+(`lock_tables_briefly`): writers keep writing while it runs, and an insert that holds its own table
+while its foreign-key check needs a parent can never deadlock with it.
+
+A row inserted without `organization_id` by `rayces_app` (the legacy-write trigger of revisions
+0002-0004 fills it with the default organization) passes the policy only when the declared tenant
+is the default organization; under any other tenant, or none, the insert is refused.
 
 The role is cluster-wide and may serve other databases: the downgrade revokes its privileges in
 this database and leaves the role itself.
@@ -36,6 +50,7 @@ from alembic import op
 from rayces.migrations.online_operations import (
     create_index_concurrently,
     drop_index_concurrently,
+    lock_tables_briefly,
 )
 
 revision: str = "20250718000017"
@@ -63,16 +78,36 @@ TENANT_TABLES = (
     "time_slots",
 )
 
+#: Every table the revision changes, referencing tables before the tables they reference (a test
+#: checks this against the foreign keys), so that locking them in this order never deadlocks
+#: with a writer whose foreign-key check needs a parent of the table it writes.
+LOCK_ORDER = (
+    "likes",
+    "posts",
+    "time_slots",
+    "credit_transactions",
+    "credit_balances",
+    "appointments",
+    "availability_rules",
+    "students",
+    "professionals",
+    "user_roles",
+    "roles",
+    "users",
+    "organizations",
+)
+
 PAYMENT_REFERENCE_INDEX = "index_credit_transactions_on_org_id_and_payment_reference"
 
 _CURRENT_ORGANIZATION_FUNCTION = """\
-CREATE FUNCTION public.current_organization_id() RETURNS bigint
+CREATE FUNCTION current_organization_id() RETURNS bigint
     LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
     AS $$SELECT NULLIF(current_setting('app.current_organization_id', true), '')::bigint$$"""
 
 # As a scalar subquery the declared tenant is read once per statement (an InitPlan), not once
 # per row, and serves as an index condition.
-_DECLARED_TENANT = "(SELECT public.current_organization_id())"
+_DECLARED_TENANT = "(SELECT current_organization_id())"
 
 _CREATE_ROLE_IF_ALLOWED = f"""\
 DO $role$
@@ -86,7 +121,12 @@ $role$"""
 
 
 def _if_role_exists(statements: Sequence[str]) -> str:
-    body = "\n".join(f"        EXECUTE {_quote(statement)};" for statement in statements)
+    """A DO block running `statements` when the role exists; `%1$I` in a statement stands for
+    the schema the session works in (`current_schema()`), resolved when the block runs."""
+    body = "\n".join(
+        f"        EXECUTE format({_quote(statement)}, current_schema());"
+        for statement in statements
+    )
     return (
         "DO $grants$\nBEGIN\n"
         f"    IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{APPLICATION_ROLE}') THEN\n"
@@ -100,17 +140,17 @@ def _quote(statement: str) -> str:
 
 
 _GRANTS = (
-    f"GRANT USAGE ON SCHEMA public TO {APPLICATION_ROLE}",
-    f"GRANT SELECT ON public.organizations TO {APPLICATION_ROLE}",
+    f"GRANT USAGE ON SCHEMA %1$I TO {APPLICATION_ROLE}",
+    f"GRANT SELECT ON organizations TO {APPLICATION_ROLE}",
     f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(TENANT_TABLES)} TO {APPLICATION_ROLE}",
-    f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APPLICATION_ROLE}",
+    f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %1$I TO {APPLICATION_ROLE}",
 )
 
 _REVOKES = (
-    f"REVOKE USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public FROM {APPLICATION_ROLE}",
+    f"REVOKE USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %1$I FROM {APPLICATION_ROLE}",
     f"REVOKE ALL ON {', '.join(TENANT_TABLES)} FROM {APPLICATION_ROLE}",
-    f"REVOKE ALL ON public.organizations FROM {APPLICATION_ROLE}",
-    f"REVOKE USAGE ON SCHEMA public FROM {APPLICATION_ROLE}",
+    f"REVOKE ALL ON organizations FROM {APPLICATION_ROLE}",
+    f"REVOKE USAGE ON SCHEMA %1$I FROM {APPLICATION_ROLE}",
 )
 
 # (table, trigger, function, CREATE FUNCTION, CREATE TRIGGER)
@@ -120,8 +160,9 @@ STATE_MACHINE_TRIGGERS: tuple[tuple[str, str, str, str, str], ...] = (
         "trg_appointments_state_machine",
         "appointments_state_machine",
         """\
-CREATE FUNCTION public.appointments_state_machine() RETURNS trigger
+CREATE FUNCTION appointments_state_machine() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
     AS $function$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
@@ -273,16 +314,17 @@ END
 $function$""",
         """\
 CREATE TRIGGER trg_appointments_state_machine
-    BEFORE INSERT OR UPDATE ON public.appointments
-    FOR EACH ROW EXECUTE FUNCTION public.appointments_state_machine()""",
+    BEFORE INSERT OR UPDATE ON appointments
+    FOR EACH ROW EXECUTE FUNCTION appointments_state_machine()""",
     ),
     (
         "students",
         "trg_students_state_machine",
         "students_state_machine",
         """\
-CREATE FUNCTION public.students_state_machine() RETURNS trigger
+CREATE FUNCTION students_state_machine() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
     AS $function$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
@@ -307,16 +349,17 @@ END
 $function$""",
         """\
 CREATE TRIGGER trg_students_state_machine
-    BEFORE INSERT OR UPDATE ON public.students
-    FOR EACH ROW EXECUTE FUNCTION public.students_state_machine()""",
+    BEFORE INSERT OR UPDATE ON students
+    FOR EACH ROW EXECUTE FUNCTION students_state_machine()""",
     ),
     (
         "credit_transactions",
         "trg_credit_transactions_state_machine",
         "credit_transactions_state_machine",
         """\
-CREATE FUNCTION public.credit_transactions_state_machine() RETURNS trigger
+CREATE FUNCTION credit_transactions_state_machine() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
     AS $function$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
@@ -368,13 +411,14 @@ END
 $function$""",
         """\
 CREATE TRIGGER trg_credit_transactions_state_machine
-    BEFORE INSERT OR UPDATE ON public.credit_transactions
-    FOR EACH ROW EXECUTE FUNCTION public.credit_transactions_state_machine()""",
+    BEFORE INSERT OR UPDATE ON credit_transactions
+    FOR EACH ROW EXECUTE FUNCTION credit_transactions_state_machine()""",
     ),
 )
 
 
 def upgrade() -> None:
+    lock_tables_briefly(LOCK_ORDER)
     op.execute(_CURRENT_ORGANIZATION_FUNCTION)
     for table in TENANT_TABLES:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
@@ -406,13 +450,14 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.get_context().autocommit_block():
         drop_index_concurrently(PAYMENT_REFERENCE_INDEX)
+    lock_tables_briefly(LOCK_ORDER)
     for table, trigger, function, _, _ in reversed(STATE_MACHINE_TRIGGERS):
         op.execute(f"DROP TRIGGER {trigger} ON {table}")
-        op.execute(f"DROP FUNCTION public.{function}()")
+        op.execute(f"DROP FUNCTION {function}()")
     op.execute(_if_role_exists(_REVOKES))
     op.execute("DROP POLICY tenant_isolation ON organizations")
     op.execute("ALTER TABLE organizations DISABLE ROW LEVEL SECURITY")
     for table in reversed(TENANT_TABLES):
         op.execute(f"DROP POLICY tenant_isolation ON {table}")
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
-    op.execute("DROP FUNCTION public.current_organization_id()")
+    op.execute("DROP FUNCTION current_organization_id()")

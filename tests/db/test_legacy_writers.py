@@ -224,3 +224,122 @@ def test_empty_tables_get_no_default_organization_and_refuse_legacy_rows(
     assert compat.legacy_writes(database_url).default_organization_id is None
     with pytest.raises(psycopg.errors.NotNullViolation):
         _insert_user(database_url)
+
+
+# Who inserts, as `rayces_app` under row-level security, a row without `organization_id`.
+APPLICATION_ROLE = "rayces_app"
+
+
+def _insert_as_application(
+    database_url: str, table: str, declared_tenant: int | None
+) -> int | None:
+    """Insert a row without `organization_id` into `table` as the application role, with
+    `declared_tenant` declared (or none); the organization the row got."""
+    values = {
+        "users": "INSERT INTO users (name, created_at, updated_at) VALUES ('app', now(), now())",
+        "posts": "INSERT INTO posts (post_id, created_at, updated_at) VALUES ('app', now(), now())",
+    }
+    with psycopg.connect(database_url) as connection:
+        connection.execute(f"SET LOCAL ROLE {APPLICATION_ROLE}")
+        if declared_tenant is not None:
+            connection.execute(
+                "SELECT set_config('app.current_organization_id', %s, true)",
+                (str(declared_tenant),),
+            )
+        row = connection.execute(f"{values[table]} RETURNING organization_id").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def _organization_counts(database_url: str, table: str) -> dict[int, int]:
+    with psycopg.connect(database_url) as connection:
+        return {
+            organization: count
+            for organization, count in connection.execute(
+                f"SELECT organization_id, count(*) FROM {table} GROUP BY 1"
+            )
+        }
+
+
+@pytest.mark.parametrize(
+    "table", [pytest.param("users", id="users"), pytest.param("posts", id="posts")]
+)
+@pytest.mark.parametrize(
+    ("declared", "legacy_writes", "outcome"),
+    [
+        pytest.param("default", True, "default", id="default-declared-gets-it"),
+        pytest.param("other", True, "42501", id="other-declared-refused"),
+        pytest.param("none", True, "42501", id="none-declared-refused"),
+        # The policy sees the NULL organization_id before the NOT NULL constraint does.
+        pytest.param("default", False, "42501", id="default-declared-path-off-refused"),
+        pytest.param("other", False, "42501", id="other-declared-path-off-refused"),
+    ],
+)
+def test_application_role_under_rls_never_lands_a_row_in_another_tenant(
+    database_url: str, table: str, declared: str, legacy_writes: bool, outcome: str
+) -> None:
+    """Under tenant A, an insert without organization_id gets A or fails: the legacy path's
+    default organization passes the tenant policy only when it is A."""
+    commands.upgrade(database_url, BASELINE)
+    _fill(database_url, users=10)
+    commands.upgrade(database_url, "head")
+    default = _default_organization_id(database_url)
+    with psycopg.connect(database_url) as connection:
+        other = connection.execute(
+            "INSERT INTO organizations (name, subdomain) VALUES ('A', 'tenant-a') RETURNING id"
+        ).fetchone()
+        # The legacy path needs no privilege on its schema: its function is SECURITY DEFINER.
+        usage = connection.execute(
+            "SELECT has_schema_privilege(%s, 'rayces_compat', 'USAGE')", (APPLICATION_ROLE,)
+        ).fetchone()
+    assert other is not None and usage == (False,)
+    if not legacy_writes:
+        assert main(["legacy-writes", "disable", "--database-url", database_url, "-q"]) == EXIT_OK
+    tenant = {"default": default, "other": other[0], "none": None}[declared]
+    before = _organization_counts(database_url, table)
+
+    if outcome == "default":
+        assert _insert_as_application(database_url, table, tenant) == default
+        assert _organization_counts(database_url, table) == {default: before[default] + 1}
+        return
+    with pytest.raises(psycopg.Error) as caught:
+        _insert_as_application(database_url, table, tenant)
+    assert caught.value.sqlstate == outcome
+    assert _organization_counts(database_url, table) == before
+
+
+def test_0017_locks_referencing_tables_before_the_tables_they_reference(
+    database_url: str,
+) -> None:
+    """Revision 0017 takes its locks children first, so a writer whose foreign-key check needs
+    a parent of the table it holds never waits in a cycle with it."""
+    import importlib.util
+
+    path = (
+        Path(__file__).resolve().parents[2]
+        / "alembic"
+        / "versions"
+        / "20250718000017_row_level_security_and_state_machines.py"
+    )
+    spec = importlib.util.spec_from_file_location("revision_0017_locks", path)
+    assert spec is not None and spec.loader is not None
+    revision = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(revision)
+    order: tuple[str, ...] = revision.LOCK_ORDER
+    assert sorted(order) == sorted((*revision.TENANT_TABLES, "organizations"))
+
+    commands.upgrade(database_url, "head")
+    with psycopg.connect(database_url) as connection:
+        references = connection.execute(
+            "SELECT DISTINCT conrelid::regclass::text, confrelid::regclass::text "
+            "FROM pg_constraint WHERE contype = 'f' AND conrelid <> confrelid"
+        ).fetchall()
+    backwards = [
+        (child, parent)
+        for child, parent in references
+        if child in order and parent in order and order.index(child) > order.index(parent)
+    ]
+    assert {child for child, parent in references if parent == "organizations"} >= set(order) - {
+        "organizations"
+    }
+    assert backwards == []

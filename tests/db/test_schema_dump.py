@@ -76,6 +76,14 @@ def test_dump_of_a_database_with_another_search_path_loads(
             sql.SQL("ALTER DATABASE {} SET search_path = app").format(sql.Identifier(str(name)))
         )
     assert main(["migrate", "--database-url", database_url, "-q"]) == EXIT_OK
+    with psycopg.connect(database_url) as connection:
+        # 0017's functions and grants follow the schema the migration ran in.
+        placed = connection.execute(
+            "SELECT to_regprocedure('app.current_organization_id()') IS NOT NULL, "
+            "has_schema_privilege('rayces_app', 'app', 'USAGE'), "
+            "has_sequence_privilege('rayces_app', 'app.users_id_seq', 'USAGE')"
+        ).fetchone()
+    assert placed == (True, True, True)
     capsys.readouterr()
     assert main(["schema", "dump", "--database-url", database_url, "-q"]) == EXIT_OK
     dump = capsys.readouterr().out

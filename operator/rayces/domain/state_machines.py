@@ -349,6 +349,14 @@ MACHINES: tuple[StateMachine, ...] = (APPOINTMENT, STUDENT, CREDIT_TRANSACTION)
 # ------------------------------------------------------------------- the database trigger
 
 
+TRIGGER_SEARCH_PATH = "pg_catalog, pg_temp"
+"""The search_path a trigger function runs with, whatever the writing session's is.
+
+The function reads only the row (NEW, OLD) and built-in operators, so it needs no schema of the
+application; pinning the path to the catalog (and `pg_temp` last) means no object a session
+creates can stand in for one the function uses."""
+
+
 def trigger_function_name(machine: StateMachine) -> str:
     return f"{machine.table}_state_machine"
 
@@ -363,6 +371,9 @@ def _literal(value: str) -> str:
 
 def render_trigger_sql(machine: StateMachine) -> tuple[str, str]:
     """The `CREATE FUNCTION` and `CREATE TRIGGER` statements that enforce `machine`.
+
+    Names are unqualified: function and trigger are created in the schema the migrating session
+    works in (the first of its search_path), like every other object of the schema.
 
     The function refuses, with SQLSTATE 23514 (check_violation) and a message naming the table,
     the row and the states: an update of a frozen row; a state change no event makes; a stamp
@@ -446,13 +457,14 @@ def render_trigger_sql(machine: StateMachine) -> tuple[str, str]:
     lines += ["    RETURN NEW;", "END"]
     body = "\n".join(lines)
     function = (
-        f"CREATE FUNCTION public.{trigger_function_name(machine)}() RETURNS trigger\n"
+        f"CREATE FUNCTION {trigger_function_name(machine)}() RETURNS trigger\n"
         f"    LANGUAGE plpgsql\n"
+        f"    SET search_path = {TRIGGER_SEARCH_PATH}\n"
         f"    AS $function$\n{body}\n$function$"
     )
     trigger = (
         f"CREATE TRIGGER {trigger_name(machine)}\n"
-        f"    BEFORE INSERT OR UPDATE ON public.{table}\n"
-        f"    FOR EACH ROW EXECUTE FUNCTION public.{trigger_function_name(machine)}()"
+        f"    BEFORE INSERT OR UPDATE ON {table}\n"
+        f"    FOR EACH ROW EXECUTE FUNCTION {trigger_function_name(machine)}()"
     )
     return function, trigger

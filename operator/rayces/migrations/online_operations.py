@@ -265,6 +265,27 @@ $lock_retries$"""
     )
 
 
+def lock_tables_briefly(tables: Sequence[str]) -> None:
+    """`LOCK TABLE tables IN ACCESS EXCLUSIVE MODE`, in the order given, retried as one statement.
+
+    For a revision that changes several tables in one transaction (policies, triggers): taking
+    every lock up front, instead of statement by statement, means the revision never holds one
+    table while it queues for another that a writer holds. List referencing tables before the
+    tables they reference (children before parents): an insert holds its own table and then
+    needs the tables its foreign keys point to, so locking in that order leaves no cycle for a
+    deadlock. Each attempt waits at most 50 ms (`lock_retries`) and a failed attempt releases
+    whatever it had taken, so writers wait at most that long for a revision that cannot get all
+    of its locks. The locks last until the transaction ends: call it inside a transaction, first,
+    and keep what follows short.
+    """
+    if not tables:
+        raise ValueError("at least one table is needed")
+    _execute_ddl(
+        f"LOCK TABLE {', '.join(identifier(table) for table in tables)} IN ACCESS EXCLUSIVE MODE",
+        lock_retries=True,
+    )
+
+
 # --- constraints ----------------------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ from rayces.tenancy.context import (
     working_without_tenant,
 )
 
-#: The session setting row-level security reads (`public.current_organization_id()`).
+#: The session setting row-level security reads (`current_organization_id()`).
 TENANT_SETTING = "app.current_organization_id"
 
 _DECLARED = "rayces_declared_tenant"
