@@ -1,0 +1,323 @@
+"""Organization end to end: kubectl, the operator as its ServiceAccount, seed/archive/purge Jobs
+on the emulated node running the real raycesctl against a real PostgreSQL database.
+
+Each test uses its own database, Secret and SchemaMigration, and deletes what it made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from kubernetes import client
+from tests.controller.operator_support import (
+    DEPLOY_DIR,
+    NAMESPACE,
+    Cluster,
+    OperatorProcess,
+    applied,
+    eventually,
+    kubectl,
+    raycesctl,
+    schema_migration,
+)
+
+from rayces.migrations.embedded import temporary_database
+
+GROUP, VERSION, PLURAL = "rayces.io", "v1alpha1", "organizations"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def organization(
+    name: str, migration: str, subdomain: str | None = None, **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Organization",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "subdomain": subdomain or name,
+            "displayName": spec.pop("displayName", name.title()),
+            "schemaMigrationRef": {"name": migration},
+            **spec,
+        },
+    }
+
+
+class Organizations:
+    """Admin-side reads of Organizations."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.custom = client.CustomObjectsApi(cluster.api)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        try:
+            found = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, PLURAL, name
+            )
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        assert isinstance(found, dict)
+        return found
+
+    def condition(self, name: str, kind: str) -> dict[str, Any]:
+        resource = self.get(name) or {}
+        for item in (resource.get("status") or {}).get("conditions") or []:
+            if item.get("type") == kind:
+                return dict(item)
+        return {}
+
+    def wait_for(
+        self, name: str, kind: str, reason: str | None = None, timeout: float = 240.0
+    ) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            resource = self.get(name)
+            if resource is None:
+                return None
+            status = resource.get("status") or {}
+            if status.get("observedGeneration") != resource["metadata"]["generation"]:
+                return None
+            for item in status.get("conditions") or []:
+                if (
+                    item.get("type") == kind
+                    and item.get("status") == "True"
+                    and (reason is None or item.get("reason") == reason)
+                ):
+                    return dict(status)
+            return None
+
+        return eventually(f"organization {name} {kind} {reason or ''}", probe, timeout)
+
+    def gone(self, name: str, timeout: float = 240.0) -> None:
+        eventually(f"organization {name} deleted", lambda: self.get(name) is None or None, timeout)
+
+    def delete(self, name: str) -> None:
+        with contextlib.suppress(client.ApiException):
+            self.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [
+            event
+            for event in self.cluster.events_of(name)
+            if event["involvedObject"]["kind"] == "Organization"
+        ]
+
+
+def row(url: str, subdomain: str) -> tuple[str, str, str] | None:
+    with psycopg.connect(url) as connection:
+        found = connection.execute(
+            "SELECT name, status, time_zone FROM organizations WHERE subdomain = %s",
+            (subdomain,),
+        ).fetchone()
+    return None if found is None else (str(found[0]), str(found[1]), str(found[2]))
+
+
+@contextlib.contextmanager
+def schema(cluster: Cluster, url: str, *, name: str | None = None) -> Iterator[str]:
+    """A Secret and a SchemaMigration at head on `url`, Ready, deleted afterwards."""
+    migration, secret = name or unique("schema"), unique("db")
+    cluster.secret(secret, url)
+    with applied(cluster, schema_migration(migration, secret)):
+        cluster.wait_for(migration, "Ready", timeout=300)
+        yield migration
+
+
+def test_samples_two_tenants_end_to_end(
+    operator_cluster: Cluster, postgres_server_url: str
+) -> None:
+    organizations = Organizations(operator_cluster)
+    kubeconfig = operator_cluster.plane.kubeconfig
+    with temporary_database(postgres_server_url, prefix="orgsample") as url:
+        secret = (DEPLOY_DIR / "samples" / "database-secret.yaml").read_text()
+        secret = secret.replace("postgresql://USER:PASSWORD@HOST:5432/DATABASE", url)
+        kubectl(kubeconfig, "apply", "-f", "-", stdin=secret)
+        kubectl(kubeconfig, "apply", "-f", str(DEPLOY_DIR / "samples" / "schemamigration.yaml"))
+        kubectl(kubeconfig, "apply", "-f", str(DEPLOY_DIR / "samples" / "organization.yaml"))
+        try:
+            kubectl(
+                kubeconfig,
+                "-n",
+                NAMESPACE,
+                "wait",
+                "--for=condition=Ready",
+                "organization",
+                "--all",
+                "--timeout=300s",
+            )
+            printed = kubectl(kubeconfig, "-n", NAMESPACE, "get", "org").stdout
+            header = printed.splitlines()[0].split()
+            assert header[:5] == ["NAME", "SUBDOMAIN", "ID", "READY", "REASON"], printed
+            for name in ("acme-therapy", "riverside-clinic"):
+                line = next(line for line in printed.splitlines() if line.startswith(name))
+                assert "True" in line and "Seeded" in line, printed
+                status = (organizations.get(name) or {})["status"]
+                assert isinstance(status["organizationId"], int)
+                assert status["seededAt"] and status["job"].startswith("org-")
+                for kind in ("SchemaReady", "Seeded"):
+                    assert organizations.condition(name, kind)["status"] == "True"
+            assert row(url, "acme-therapy") == (
+                "Acme Therapy Center",
+                "active",
+                "America/Argentina/Buenos_Aires",
+            )
+            assert row(url, "riverside") == ("Riverside Clinic", "active", "Europe/Madrid")
+            verified = raycesctl("verify", "--database-url", url, "--output", "json")
+            assert verified.returncode == 0, verified.stdout + verified.stderr
+            assert json.loads(verified.stdout)["status"] == "succeeded"
+        finally:
+            for name in ("acme-therapy", "riverside-clinic"):
+                organizations.delete(name)
+            for name in ("acme-therapy", "riverside-clinic"):
+                organizations.gone(name)
+            operator_cluster.delete("booking")
+
+
+def test_time_zone_and_suspension_reseed_and_each_deletion_policy(
+    operator_cluster: Cluster, postgres_server_url: str
+) -> None:
+    organizations = Organizations(operator_cluster)
+    with (
+        temporary_database(postgres_server_url, prefix="orgpolicy") as url,
+        schema(operator_cluster, url) as migration,
+    ):
+        names = {policy: unique(policy.lower()) for policy in ("Retain", "Archive", "Delete")}
+        try:
+            for policy, name in names.items():
+                operator_cluster.apply(organization(name, migration, deletionPolicy=policy))
+            for name in names.values():
+                organizations.wait_for(name, "Ready", "Seeded")
+            retained = names["Retain"]
+            first = (organizations.get(retained) or {})["status"]
+            changed = organization(retained, migration, deletionPolicy="Retain")
+            changed["spec"]["timeZone"] = "Asia/Tokyo"
+            changed["spec"]["suspended"] = True
+            operator_cluster.apply(changed)
+            second = organizations.wait_for(retained, "Ready", "Seeded")
+            assert second["job"] != first["job"]
+            assert second["organizationId"] == first["organizationId"]
+            assert row(url, retained) == (retained.title(), "suspended", "Asia/Tokyo")
+
+            for name in names.values():
+                organizations.delete(name)
+            for name in names.values():
+                organizations.gone(name)
+            assert row(url, names["Retain"]) is not None
+            archived = row(url, names["Archive"])
+            assert archived is not None and archived[1] == "archived"
+            assert row(url, names["Delete"]) is None
+            purged = [
+                event
+                for event in organizations.events(names["Delete"])
+                if event["reason"] == "Purged"
+            ]
+            assert purged and "organizations 1" in purged[0]["message"], purged
+        finally:
+            for name in names.values():
+                organizations.delete(name)
+
+
+def test_an_organization_waits_for_its_schema_migration(
+    operator_cluster: Cluster, postgres_server_url: str
+) -> None:
+    organizations = Organizations(operator_cluster)
+    name, migration = unique("early"), unique("later")
+    with temporary_database(postgres_server_url, prefix="orgearly") as url:
+        operator_cluster.apply(organization(name, migration))
+        try:
+            waiting = organizations.wait_for(name, "Reconciling", "SchemaMigrationNotFound")
+            ready = {c["type"]: c for c in waiting["conditions"]}
+            assert migration in ready["Reconciling"]["message"]
+            assert ready["SchemaReady"]["status"] == "False"
+            with schema(operator_cluster, url, name=migration):
+                status = organizations.wait_for(name, "Ready", "Seeded")
+                assert row(url, name) is not None
+                assert status["organizationId"] >= 1
+        finally:
+            organizations.delete(name)
+            organizations.gone(name)
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason", "words"),
+    [
+        pytest.param({"timeZone": "Mars/Olympus_Mons"}, "InvalidSpec", "IANA", id="time-zone"),
+        pytest.param({"displayName": "   "}, "InvalidSpec", "blank", id="blank-name"),
+    ],
+)
+def test_a_spec_the_operator_refuses_is_stalled_without_a_job(
+    operator_cluster: Cluster, spec: dict[str, Any], reason: str, words: str
+) -> None:
+    organizations = Organizations(operator_cluster)
+    name = unique("bad")
+    operator_cluster.apply(organization(name, "nowhere", **spec))
+    try:
+        status = organizations.wait_for(name, "Stalled", reason, timeout=120)
+        stalled = {c["type"]: c for c in status["conditions"]}["Stalled"]
+        assert words in stalled["message"]
+        assert "job" not in status
+    finally:
+        organizations.delete(name)
+        organizations.gone(name)
+
+
+def test_a_subdomain_taken_by_another_organization_is_stalled_naming_it(
+    operator_cluster: Cluster, postgres_server_url: str
+) -> None:
+    organizations = Organizations(operator_cluster)
+    first, second = unique("first"), unique("second")
+    with (
+        temporary_database(postgres_server_url, prefix="orgtaken") as url,
+        schema(operator_cluster, url) as migration,
+    ):
+        try:
+            operator_cluster.apply(organization(first, migration, subdomain=first))
+            organizations.wait_for(first, "Ready", "Seeded")
+            operator_cluster.apply(organization(second, migration, subdomain=first))
+            status = organizations.wait_for(second, "Stalled", "SubdomainTaken")
+            message = {c["type"]: c for c in status["conditions"]}["Stalled"]["message"]
+            assert first in message
+        finally:
+            for name in (first, second):
+                organizations.delete(name)
+            for name in (first, second):
+                organizations.gone(name)
+
+
+def test_the_operator_restarted_mid_seed_finishes_it(
+    operator_cluster: Cluster, running_operator: OperatorProcess, postgres_server_url: str
+) -> None:
+    organizations = Organizations(operator_cluster)
+    name = unique("restart")
+    with (
+        temporary_database(postgres_server_url, prefix="orgrestart") as url,
+        schema(operator_cluster, url) as migration,
+    ):
+        try:
+            operator_cluster.apply(organization(name, migration))
+            eventually(
+                "a seed Job",
+                lambda: (organizations.get(name) or {}).get("status", {}).get("job"),
+            )
+            running_operator.kill()
+            running_operator.start()
+            status = organizations.wait_for(name, "Ready", "Seeded")
+            assert row(url, name) is not None
+            uid = (organizations.get(name) or {})["metadata"]["uid"]
+            jobs = client.BatchV1Api(operator_cluster.api).list_namespaced_job(
+                NAMESPACE, label_selector=f"rayces.io/organization-uid={uid}"
+            )
+            assert [job.metadata.name for job in jobs.items] == [status["job"]]
+        finally:
+            organizations.delete(name)
+            organizations.gone(name)
