@@ -321,3 +321,51 @@ def test_the_operator_restarted_mid_seed_finishes_it(
         finally:
             organizations.delete(name)
             organizations.gone(name)
+
+
+def test_a_purge_is_refused_while_credits_are_held_until_retried_or_forced(
+    operator_cluster: Cluster, postgres_server_url: str
+) -> None:
+    organizations = Organizations(operator_cluster)
+    held, forced = unique("held"), unique("forced")
+    with (
+        temporary_database(postgres_server_url, prefix="orgbalance") as url,
+        schema(operator_cluster, url) as migration,
+    ):
+        try:
+            operator_cluster.apply(organization(held, migration, deletionPolicy="Delete"))
+            operator_cluster.apply(
+                organization(
+                    forced, migration, deletionPolicy="Delete", forceDeleteWithBalances=True
+                )
+            )
+            for name in (held, forced):
+                organizations.wait_for(name, "Ready", "Seeded")
+                demo = raycesctl(
+                    "seed", "--org", name, "--name", name.title(), "--profile", "demo",
+                    "--initial-credits", "5", "--slot-days", "1", "--database-url", url,
+                )  # fmt: skip
+                assert demo.returncode == 0, demo.stderr
+            organizations.delete(held)
+            organizations.delete(forced)
+            organizations.gone(forced)
+            assert row(url, forced) is None
+            status = organizations.wait_for(held, "Stalled", "PurgeRefused")
+            message = {c["type"]: c for c in status["conditions"]}["Stalled"]["message"]
+            assert "non-zero credit balances" in message and "rayces.io/retry" in message
+            assert row(url, held) is not None
+            with psycopg.connect(url, autocommit=True) as connection:
+                connection.execute(
+                    "UPDATE credit_balances SET balance = 0 WHERE organization_id = "
+                    "(SELECT id FROM organizations WHERE subdomain = %s)",
+                    (held,),
+                )
+            kubectl(
+                operator_cluster.plane.kubeconfig,
+                "-n", NAMESPACE, "annotate", f"organization/{held}", "rayces.io/retry=1",
+            )  # fmt: skip
+            organizations.gone(held)
+            assert row(url, held) is None
+        finally:
+            for name in (held, forced):
+                organizations.delete(name)

@@ -59,6 +59,7 @@ class _TenantCommands:
 def _format_option() -> ArgumentParser:
     parent = ArgumentParser(add_help=False)
     parent.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    parent.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
     return parent
 
 

@@ -178,6 +178,11 @@ def add_parsers(
     )
     purge.add_argument("--org", required=True, metavar="SLUG", help=_ORG_HELP)
     purge.add_argument("--yes", action="store_true", help="really delete (required)")
+    purge.add_argument(
+        "--force-with-balances",
+        action="store_true",
+        help="purge even while users hold non-zero credit balances (refused otherwise)",
+    )
     purge.set_defaults(handler=_purge)
 
     verify = add(
@@ -426,7 +431,10 @@ def _purge(args: argparse.Namespace) -> int:
                 "add --yes to purge",
             )
         organization_id, removed = _in_transaction(
-            args, lambda connection: purge_organization(connection, args.org)
+            args,
+            lambda connection: purge_organization(
+                connection, args.org, force_with_balances=args.force_with_balances
+            ),
         )
         return TenantResult(
             command="tenant purge",

@@ -383,7 +383,8 @@ def organization_arguments(spec: OrganizationSpec, intent: OrganizationIntent) -
     if intent.action == "archive":
         return ["raycesctl", "tenant", "archive", "--org", spec.subdomain, *result]
     if intent.action == "purge":
-        return ["raycesctl", "tenant", "purge", "--org", spec.subdomain, "--yes", *result]
+        force = ["--force-with-balances"] if spec.force_delete_with_balances else []
+        return ["raycesctl", "tenant", "purge", "--org", spec.subdomain, "--yes", *force, *result]
     arguments = [
         "raycesctl",
         "seed",

@@ -635,7 +635,9 @@ def _finalize(builder: _Builder) -> OrganizationDecision:
     jobs = [
         job
         for job in observed.jobs
-        if job.intent.action == action and job.intent.retry_token == builder.retry_token
+        if job.intent.action == action
+        and job.intent.retry_token == builder.retry_token
+        and job.generation == builder.generation
     ]
     active = [job for job in jobs if job.state.active]
     intent = OrganizationIntent(action=action, retry_token=builder.retry_token)
@@ -686,10 +688,13 @@ def _finalize(builder: _Builder) -> OrganizationDecision:
                 action=action, attempt=attempt + 1, retry_token=builder.retry_token
             )
         else:
+            refused = outcome.error is not None and outcome.error.kind == "precondition_failed"
             return builder.decide(
                 Verdict(
                     "stalled",
-                    "PurgeFailed" if action == "purge" else "ArchiveFailed",
+                    ("PurgeRefused" if refused else "PurgeFailed")
+                    if action == "purge"
+                    else "ArchiveFailed",
                     f"Job {latest.name} ({_command_text(spec, latest.intent)}) failed: "
                     f"{_error_text(outcome, result)}. Fix the cause and set the annotation "
                     f"{RETRY_ANNOTATION} to a new value, or set deletionPolicy: Retain",
