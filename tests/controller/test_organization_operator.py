@@ -7,10 +7,17 @@ Each test uses its own database, Secret and SchemaMigration, and deletes what it
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import json
+import os
+import random
+import string
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from zoneinfo import available_timezones
 
 import psycopg
 import pytest
@@ -26,8 +33,11 @@ from tests.controller.operator_support import (
     raycesctl,
     schema_migration,
 )
+from tests.controller.test_health import kstatus_binary, kstatus_of, lua_health
 
 from rayces.migrations.embedded import temporary_database
+
+__all__ = ["kstatus_binary"]  # the fixture, shared with test_health
 
 GROUP, VERSION, PLURAL = "rayces.io", "v1alpha1", "organizations"
 
@@ -143,7 +153,8 @@ def test_samples_two_tenants_end_to_end(
         secret = secret.replace("postgresql://USER:PASSWORD@HOST:5432/DATABASE", url)
         kubectl(kubeconfig, "apply", "-f", "-", stdin=secret)
         kubectl(kubeconfig, "apply", "-f", str(DEPLOY_DIR / "samples" / "schemamigration.yaml"))
-        kubectl(kubeconfig, "apply", "-f", str(DEPLOY_DIR / "samples" / "organization.yaml"))
+        for sample in ("organization.yaml", "second-organization.yaml"):
+            kubectl(kubeconfig, "apply", "-f", str(DEPLOY_DIR / "samples" / sample))
         try:
             kubectl(
                 kubeconfig,
@@ -369,3 +380,158 @@ def test_a_purge_is_refused_while_credits_are_held_until_retried_or_forced(
         finally:
             for name in (held, forced):
                 organizations.delete(name)
+
+
+def random_spec(rng: random.Random, index: int, migration: str) -> dict[str, Any]:
+    """An Organization spec the CRD schema accepts, with values chosen at random."""
+    alphabet = string.ascii_letters + string.digits + " -_.,'é漢\t/"
+    zones = [*rng.sample(sorted(available_timezones()), 3), "Nowhere/Land", "UTC", "", "EST5EDT"]
+    spec: dict[str, Any] = {
+        "subdomain": f"fz{index}-" + "".join(rng.choices(string.ascii_lowercase, k=6)),
+        "displayName": "".join(rng.choices(alphabet, k=rng.randint(1, 80))),
+        "timeZone": rng.choice(zones) or "Z" * rng.randint(1, 64),
+        "suspended": rng.random() < 0.5,
+        "schemaMigrationRef": {"name": migration},
+        "deletionPolicy": rng.choice(["Retain", "Archive", "Delete"]),
+    }
+    seed: dict[str, Any] = {"slotDays": rng.randint(0, 366)}
+    if rng.random() < 0.5:
+        seed["roles"] = [
+            "".join(rng.choices(alphabet, k=rng.randint(1, 12))) for _ in range(rng.randint(0, 5))
+        ]
+    if rng.random() < 0.7:
+        seed["initialCredits"] = rng.choice([0, 1, rng.randint(0, 2**40)])
+    spec["seed"] = seed
+    return spec
+
+
+def test_random_valid_by_schema_specs_end_ready_or_stalled_with_a_reason(
+    operator_cluster: Cluster, running_operator: OperatorProcess, postgres_server_url: str
+) -> None:
+    seed = int(os.environ.get("RAYCES_FUZZ_SEED", "0")) or random.randrange(1, 2**32)
+    rng = random.Random(seed)
+    organizations = Organizations(operator_cluster)
+    names = [unique(f"fuzz{index}") for index in range(10)]
+    with (
+        temporary_database(postgres_server_url, prefix="orgfuzz") as url,
+        schema(operator_cluster, url) as migration,
+    ):
+        try:
+            for index, name in enumerate(names):
+                manifest = organization(name, migration)
+                manifest["spec"] = random_spec(rng, index, migration)
+                operator_cluster.apply(manifest)
+
+            def settled(name: str) -> tuple[str, str] | None:
+                found = {c["type"]: c for c in (organizations.get(name) or {}).get(
+                    "status", {}).get("conditions") or []}  # fmt: skip
+                for kind in ("Ready", "Stalled"):
+                    if found.get(kind, {}).get("status") == "True" and found[kind]["reason"]:
+                        return kind, str(found[kind]["reason"])
+                return None
+
+            ends = {
+                name: eventually(
+                    f"{name} Ready or Stalled (RAYCES_FUZZ_SEED={seed})",
+                    functools.partial(settled, name),
+                    timeout=300,
+                )
+                for name in names
+            }
+            assert running_operator.process is not None and running_operator.process.running()
+            assert "Traceback" not in running_operator.log_text()
+            for name, (kind, reason) in ends.items():
+                spec = (organizations.get(name) or {})["spec"]
+                if kind == "Ready":
+                    assert row(url, spec["subdomain"]) is not None, (seed, name)
+                else:
+                    assert reason in ("InvalidSpec", "InvalidInvocation"), (seed, name, reason)
+        finally:
+            for name in names:
+                with contextlib.suppress(client.ApiException):
+                    retain = {"spec": {"deletionPolicy": "Retain"}}
+                    client.CustomObjectsApi(operator_cluster.api).patch_namespaced_custom_object(
+                        GROUP, VERSION, NAMESPACE, PLURAL, name, retain
+                    )
+                organizations.delete(name)
+            for name in names:
+                organizations.gone(name)
+
+
+def test_two_operators_at_once_make_one_job_per_step(
+    operator_cluster: Cluster, running_operator: OperatorProcess, postgres_server_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """deploy/ runs one replica (Recreate); should two run at once (a careless rollout), every
+    Job is named from the resource and its intent, so the second create is a 409, not a Job."""
+    second = OperatorProcess(
+        kubeconfig=running_operator.kubeconfig, log_path=tmp_path / "second.log"
+    )
+    second.start()
+    organizations = Organizations(operator_cluster)
+    names = [unique("twin") for _ in range(3)]
+    try:
+        with (
+            temporary_database(postgres_server_url, prefix="orgtwins") as url,
+            schema(operator_cluster, url) as migration,
+        ):
+            try:
+                for name in names:
+                    operator_cluster.apply(organization(name, migration))
+                for name in names:
+                    organizations.wait_for(name, "Ready", "Seeded")
+                    uid = (organizations.get(name) or {})["metadata"]["uid"]
+                    jobs = client.BatchV1Api(operator_cluster.api).list_namespaced_job(
+                        NAMESPACE, label_selector=f"rayces.io/organization-uid={uid}"
+                    )
+                    assert len(jobs.items) == 1, [job.metadata.name for job in jobs.items]
+                smig = operator_cluster.jobs_of(migration)
+                assert len(smig) == 1, [job["metadata"]["name"] for job in smig]
+                assert second.process is not None and second.process.running()
+            finally:
+                for name in names:
+                    organizations.delete(name)
+                for name in names:
+                    organizations.gone(name)
+    finally:
+        second.stop()
+
+
+def test_kstatus_and_argo_health_of_live_organizations(
+    operator_cluster: Cluster, postgres_server_url: str, kstatus_binary: Path
+) -> None:
+    organizations = Organizations(operator_cluster)
+    ready, waiting, stalled = unique("kready"), unique("kwait"), unique("kstall")
+    seen: dict[str, dict[str, Any]] = {}
+    with (
+        temporary_database(postgres_server_url, prefix="orgkstatus") as url,
+        schema(operator_cluster, url) as migration,
+    ):
+        try:
+            operator_cluster.apply(organization(ready, migration))
+            operator_cluster.apply(organization(waiting, unique("absent")))
+            operator_cluster.apply(organization(stalled, migration, timeZone="Nowhere/Land"))
+            organizations.wait_for(ready, "Ready", "Seeded")
+            seen["ready"] = organizations.get(ready) or {}
+            organizations.wait_for(waiting, "Reconciling", "SchemaMigrationNotFound")
+            seen["reconciling"] = organizations.get(waiting) or {}
+            organizations.wait_for(stalled, "Stalled", "InvalidSpec")
+            seen["stalled"] = organizations.get(stalled) or {}
+        finally:
+            for name in (ready, waiting, stalled):
+                organizations.delete(name)
+            for name in (ready, waiting, stalled):
+                organizations.gone(name)
+    stale = copy.deepcopy(seen["ready"])
+    stale["metadata"]["generation"] += 1
+    seen["not-yet-observed"] = stale
+    expected = {
+        "ready": ("Healthy", "Current"),
+        "reconciling": ("Progressing", "InProgress"),
+        "stalled": ("Degraded", "Failed"),
+        "not-yet-observed": ("Progressing", "InProgress"),
+    }
+    for phase, obj in seen.items():
+        health = lua_health("Organization", obj)["status"]
+        computed = kstatus_of(kstatus_binary, obj)["status"]
+        assert (health, computed) == expected[phase], (phase, obj.get("status"))

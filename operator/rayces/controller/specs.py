@@ -259,6 +259,8 @@ def parse_organization_spec(spec: Any) -> OrganizationSpec:
     assert name is not None
     if not name.strip():
         raise SpecError("displayName", "is blank", "give the name people see")
+    if any(ord(character) < 32 or ord(character) == 127 for character in name):
+        raise SpecError("displayName", "holds control characters", "give printable text")
     reference = _mapping(spec.get("schemaMigrationRef"), "schemaMigrationRef")
     migration = _string(reference.get("name"), "schemaMigrationRef.name", required=True)
     assert migration is not None
@@ -267,7 +269,10 @@ def parse_organization_spec(spec: Any) -> OrganizationSpec:
     roles: tuple[str, ...] = ()
     if roles_value is not None:
         if not isinstance(roles_value, list) or not all(
-            isinstance(role, str) and _ROLE.match(role) and role == role.strip()
+            isinstance(role, str)
+            and _ROLE.match(role)
+            and role == role.strip()
+            and not any(ord(character) < 32 or ord(character) == 127 for character in role)
             for role in roles_value
         ):
             raise SpecError(
