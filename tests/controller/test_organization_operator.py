@@ -328,7 +328,9 @@ def test_the_operator_restarted_mid_seed_finishes_it(
             jobs = client.BatchV1Api(operator_cluster.api).list_namespaced_job(
                 NAMESPACE, label_selector=f"rayces.io/organization-uid={uid}"
             )
-            assert [job.metadata.name for job in jobs.items] == [status["job"]]
+            assert [(job.metadata or client.V1ObjectMeta()).name for job in jobs.items] == [
+                status["job"]
+            ]
         finally:
             organizations.delete(name)
             organizations.gone(name)
@@ -484,7 +486,9 @@ def test_two_operators_at_once_make_one_job_per_step(
                     jobs = client.BatchV1Api(operator_cluster.api).list_namespaced_job(
                         NAMESPACE, label_selector=f"rayces.io/organization-uid={uid}"
                     )
-                    assert len(jobs.items) == 1, [job.metadata.name for job in jobs.items]
+                    assert len(jobs.items) == 1, [
+                        (job.metadata or client.V1ObjectMeta()).name for job in jobs.items
+                    ]
                 smig = operator_cluster.jobs_of(migration)
                 assert len(smig) == 1, [job["metadata"]["name"] for job in smig]
                 assert second.process is not None and second.process.running()
