@@ -15,6 +15,7 @@ a time; the difference is what the operator, the Job controller and the node add
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,10 +47,18 @@ def _direct(url: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def _api_requests(metrics: dict[str, float]) -> float:
-    return sum(
-        value for name, value in metrics.items() if name.startswith("rayces_api_requests_total")
-    )
+def _api_requests(metrics: dict[str, float]) -> dict[str, float]:
+    """API requests by `verb resource`, and reconciles by kind, from the operator's /metrics."""
+    counts: dict[str, float] = {}
+    for name, value in metrics.items():
+        if name.startswith(("rayces_api_requests_total{", "rayces_reconciles_total{")):
+            labels = dict(
+                part.split("=", 1) for part in name[name.index("{") + 1 : -1].split(",") if part
+            )
+            key = " ".join(label.strip('"') for label in labels.values())
+            prefix = "reconcile " if name.startswith("rayces_reconciles") else ""
+            counts[prefix + key] = value
+    return counts
 
 
 def _organizations(count: int, migration: str, namespace: str) -> dict[str, Any]:
@@ -129,7 +138,9 @@ def run_organization_benchmark(*, count: int = 200) -> int:
         elapsed = time.perf_counter() - started
         operator.sample_memory()
         cpu = _cpu_seconds(pid) - cpu_before
-        requests = _api_requests(operator.metrics()) - requests_before
+        after = _api_requests(operator.metrics())
+        spent = {key: value - requests_before.get(key, 0.0) for key, value in after.items()}
+        requests = sum(value for key, value in spent.items() if not key.startswith("reconcile"))
         print(
             f"{count} Organizations at once → all Ready in {elapsed:.1f}s; {count} `raycesctl "
             f"seed` directly, {PARALLEL} at a time: {direct:.1f}s; ratio {elapsed / direct:.2f}x"
@@ -139,6 +150,19 @@ def run_organization_benchmark(*, count: int = 200) -> int:
             f"{operator.sample_memory() / 1024:.0f} MiB, {requests / count:.1f} API requests per "
             "Organization"
         )
+        for key, value in sorted(spent.items(), key=lambda item: -item[1]):
+            if value:
+                print(f"    {key}: {value / count:.1f} per Organization")
+        reasons: dict[str, int] = {}
+        for line in operator.log_text().splitlines():
+            if '"kind": "Organization"' in line:
+                reason = str(json.loads(line).get("reason"))
+                reasons[reason] = reasons.get(reason, 0) + 1
+        print("  reconciles by the reason they ended with: " + ", ".join(
+            f"{reason} {number}" for reason, number in sorted(reasons.items(), key=lambda i: -i[1])
+        ))  # fmt: skip
+        if os.environ.get("RAYCES_BENCH_KEEP_LOG"):
+            Path(os.environ["RAYCES_BENCH_KEEP_LOG"]).write_text(operator.log_text())
         kubectl(
             plane.kubeconfig, "-n", NAMESPACE, "delete", "organization", "--all", "--wait=false"
         )

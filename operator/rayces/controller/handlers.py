@@ -114,30 +114,40 @@ def register(
             runtime.reconcile(namespace, str(owner))
         organization = (annotations or {}).get(ANNOTATION_ORGANIZATION)
         if namespace and organization and organizations is not None:
-            organizations.reconcile(namespace, str(organization))
             conditions = (body.get("status") or {}).get("conditions") or []
             finished = any(
                 item.get("type") in ("Complete", "Failed") and item.get("status") == "True"
                 for item in conditions
             )
-            database = (labels or {}).get(LABEL_DATABASE)
-            if (finished or type == "DELETED") and database:
-                assert isinstance(organizations.cluster, OrganizationCluster)
-                for waiting in organizations.cluster.next_in_line(str(database)):
-                    organizations.schedule(*waiting)
+            # A running Job changes nothing an Organization decides on: only its end does, and
+            # a finished Job sends several events; the first is acted on.
+            if not (finished or type == "DELETED"):
+                return
+            assert isinstance(organizations.cluster, OrganizationCluster)
+            job = str((body.get("metadata") or {}).get("name"))
+            database = str((labels or {}).get(LABEL_DATABASE) or "")
+            after = organizations.cluster.first_end(database, job)
+            if after is None:
+                return
+            organizations.reconcile(namespace, str(organization))
+            for waiting in after:
+                organizations.schedule(*waiting)
 
     if organizations is None:
         return
 
     @kopf.on.event(GROUP, VERSION, "organizations", registry=registry)
     def organization_event(
-        type: str | None, namespace: str | None, name: str | None, **_: Any
+        type: str | None, namespace: str | None, name: str | None, body: Any, **_: Any
     ) -> None:
         if not namespace or not name or organizations is None:
             return
+        assert isinstance(organizations.cluster, OrganizationCluster)
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        if type != "DELETED" and organizations.cluster.is_own_write(namespace, name, version):
+            return  # our own write coming back: nothing new to decide
         if type == "DELETED":
             organizations.forget(namespace, name)
-            assert isinstance(organizations.cluster, OrganizationCluster)
             organizations.cluster.forget(namespace, name)
             return
         organizations.reconcile(namespace, name)

@@ -130,6 +130,10 @@ class OrganizationCluster:
     referrers: dict[Key, set[str]] = field(default_factory=dict)
     #: database label → (creationTimestamp, namespace, name) of Organizations waiting for a slot
     waiting: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)
+    #: seed Jobs whose finished slot was already handed to the next in line
+    handed_on: set[str] = field(default_factory=set)
+    #: the resourceVersions of our own writes to each Organization in its last reconcile
+    written: dict[Key, set[str]] = field(default_factory=dict)
 
     def _lock_for(self, database: str) -> threading.Lock:
         with self._guard:
@@ -253,6 +257,7 @@ class OrganizationCluster:
 
     def forget(self, namespace: str, name: str) -> None:
         with self._guard:
+            self.written.pop((namespace, name), None)
             for referrers in self.referrers.values():
                 referrers.discard(name)
             for queue in self.waiting.values():
@@ -264,22 +269,45 @@ class OrganizationCluster:
         with self._guard:
             return sorted(self.referrers.get((namespace, migration), ()))
 
-    def next_in_line(self, database: str) -> list[Key]:
-        """The first Organizations waiting for a seed slot on `database`, in order."""
+    def first_end(self, database: str, finished_job: str) -> list[Key] | None:
+        """None when `finished_job`'s end was seen already (a finished Job sends several events);
+        else the Organization first in line for the seed slot it freed on `database`."""
         with self._guard:
-            queue = sorted(self.waiting.get(database, ()))
-        return [
-            (namespace, name)
-            for _, namespace, name in queue[: self.settings.seed_jobs_per_database]
-        ]
+            if finished_job in self.handed_on:
+                return None
+            self.handed_on.add(finished_job)
+            queue = self.waiting.get(database, set())
+            if not queue:
+                return []
+            # Out of the queue at once: the next Job to end hands its slot to the next one.
+            first = min(queue)
+            queue.discard(first)
+        return [(first[1], first[2])]
+
+    def is_own_write(self, namespace: str, name: str, resource_version: str | None) -> bool:
+        """Whether an event shows the Organization as our own last write left it."""
+        with self._guard:
+            return bool(resource_version) and resource_version in self.written.get(
+                (namespace, name), ()
+            )
+
+    def _wrote(self, resource: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
+        metadata = resource.get("metadata") or {}
+        version = (answer.get("metadata") or {}).get("resourceVersion")
+        if version:
+            with self._guard:
+                key = (str(metadata.get("namespace")), str(metadata.get("name")))
+                self.written.setdefault(key, set()).add(str(version))
 
     def carry_out(self, resource: Mapping[str, Any], decision: OrganizationDecision) -> None:
         metadata = resource["metadata"]
         namespace, name = str(metadata["namespace"]), str(metadata["name"])
         path = _custom(namespace, PLURAL, name)
+        with self._guard:
+            self.written.pop((namespace, name), None)
         finalizers = list(metadata.get("finalizers") or ())
         if decision.finalizer == "add" and FINALIZER not in finalizers:
-            self.api.request(
+            answer = self.api.request(
                 "PATCH",
                 path,
                 body={
@@ -290,6 +318,7 @@ class OrganizationCluster:
                 },
                 content_type=MERGE_PATCH,
             )
+            self._wrote(resource, answer)
         if decision.job is not None:
             try:
                 self.api.request("POST", _jobs(namespace), body=decision.job)
@@ -315,9 +344,10 @@ class OrganizationCluster:
         if decision.status != old and decision.finalizer != "remove":
             patch: dict[str, Any] = {key: None for key in old if key not in decision.status}
             patch.update(decision.status)
-            self.api.request(
+            answer = self.api.request(
                 "PATCH", path + "/status", body={"status": patch}, content_type=MERGE_PATCH
             )
+            self._wrote(resource, answer)
         for event in decision.events:
             self._post(resource, event.type, event.reason, event.message)
         if decision.finalizer == "remove":

@@ -83,7 +83,6 @@ class Runtime:
         with self._lock(key):
             metrics.RECONCILES.labels(kind=self.kind).inc()
             self.reconciles += 1
-            before = dict(self.cluster.api.calls)
             try:
                 resource = self.cluster.get(namespace, name)
                 deleting = (resource or {}).get("metadata", {}).get("deletionTimestamp")
@@ -106,11 +105,6 @@ class Runtime:
                     extra={"object": f"{namespace}/{name}"},
                 )
                 return
-            finally:
-                for (verb, resource_name), count in self.cluster.api.calls.items():
-                    spent = count - before.get((verb, resource_name), 0)
-                    if spent:
-                        metrics.API_CALLS.labels(verb=verb, resource=resource_name).inc(spent)
             self._failures.pop(key, None)
             if decision.requeue_after is not None:
                 self._due[key] = time.monotonic() + decision.requeue_after
