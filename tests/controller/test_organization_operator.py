@@ -539,3 +539,54 @@ def test_kstatus_and_argo_health_of_live_organizations(
         health = lua_health("Organization", obj)["status"]
         computed = kstatus_of(kstatus_binary, obj)["status"]
         assert (health, computed) == expected[phase], (phase, obj.get("status"))
+
+
+def test_at_most_four_seed_jobs_run_at_once_on_a_database_the_rest_wait_in_line(
+    operator_cluster: Cluster, postgres_server_url: str
+) -> None:
+    organizations = Organizations(operator_cluster)
+    names = [f"{unique('line')}-{index}" for index in range(7)]
+    batch = client.BatchV1Api(operator_cluster.api)
+    most = 0
+    with (
+        temporary_database(postgres_server_url, prefix="orgline") as url,
+        schema(operator_cluster, url) as migration,
+    ):
+        try:
+            for name in names:
+                operator_cluster.apply(organization(name, migration))
+
+            def all_ready() -> bool | None:
+                nonlocal most
+                running = batch.list_namespaced_job(
+                    NAMESPACE, label_selector="rayces.io/action=seed"
+                ).items
+                owned = [
+                    job
+                    for job in running
+                    if ((job.metadata and job.metadata.annotations) or {}).get(
+                        "rayces.io/organization"
+                    )
+                    in names
+                    and not (job.status and (job.status.succeeded or job.status.failed))
+                ]
+                most = max(most, len(owned))
+                ready = [organizations.condition(name, "Ready") for name in names]
+                return all(item.get("reason") == "Seeded" for item in ready) or None
+
+            eventually("seven tenants Ready", all_ready, timeout=300)
+            assert 1 <= most <= 4, most
+            waited = [
+                event
+                for name in names
+                for event in organizations.events(name)
+                if event["reason"] == "WaitingForSeedSlot"
+            ]
+            assert waited, "some Organization waited for a seed slot"
+            assert "at most 4 at once" in waited[0]["message"]
+            assert all(row(url, name) is not None for name in names)
+        finally:
+            for name in names:
+                organizations.delete(name)
+            for name in names:
+                organizations.gone(name)
