@@ -74,6 +74,21 @@ def _ready(custom: Any, namespace: str) -> int:
     )
 
 
+def _where_it_goes(spent: dict[str, float], count: int, log: str) -> None:
+    """Requests by verb and resource, and reconciles by the reason they ended with."""
+    for key, value in sorted(spent.items(), key=lambda item: -item[1]):
+        if value:
+            print(f"    {key}: {value / count:.1f} per Organization")
+    reasons: dict[str, int] = {}
+    for line in log.splitlines():
+        if '"kind": "Organization"' in line:
+            reason = str(json.loads(line).get("reason"))
+            reasons[reason] = reasons.get(reason, 0) + 1
+    print("  reconciles by the reason they ended with: " + ", ".join(
+        f"{reason} {number}" for reason, number in sorted(reasons.items(), key=lambda i: -i[1])
+    ))  # fmt: skip
+
+
 def _organizations(count: int, migration: str, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -164,17 +179,7 @@ def run_organization_benchmark(*, count: int = 200) -> int:
             f"{operator.sample_memory() / 1024:.0f} MiB, {requests / count:.1f} API requests per "
             "Organization"
         )
-        for key, value in sorted(spent.items(), key=lambda item: -item[1]):
-            if value:
-                print(f"    {key}: {value / count:.1f} per Organization")
-        reasons: dict[str, int] = {}
-        for line in operator.log_text().splitlines():
-            if '"kind": "Organization"' in line:
-                reason = str(json.loads(line).get("reason"))
-                reasons[reason] = reasons.get(reason, 0) + 1
-        print("  reconciles by the reason they ended with: " + ", ".join(
-            f"{reason} {number}" for reason, number in sorted(reasons.items(), key=lambda i: -i[1])
-        ))  # fmt: skip
+        _where_it_goes(spent, count, operator.log_text())
         if os.environ.get("RAYCES_BENCH_KEEP_LOG"):
             Path(os.environ["RAYCES_BENCH_KEEP_LOG"]).write_text(operator.log_text())
         kubectl(
