@@ -58,7 +58,13 @@ class _TenantCommands:
 
 def _format_option() -> ArgumentParser:
     parent = ArgumentParser(add_help=False)
-    parent.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    parent.add_argument(
+        "--output",
+        "-o",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default) or the JSON result",
+    )
     parent.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
     return parent
 
