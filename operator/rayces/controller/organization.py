@@ -112,7 +112,7 @@ class OrganizationDecision:
     requeue_after: float | None = None
     #: the database label of the resource's Jobs (None before the SchemaMigration is known)
     database: str | None = None
-    #: the Event to post when a Job cannot be created because the namespace is terminating
+    #: waiting for a seed slot: the I/O layer keeps it in line for the next slot that frees
     waiting_for_slot: bool = False
 
 
