@@ -215,7 +215,7 @@ def test_at_most_n_seed_jobs_per_database_in_order(
     assert (decision.job is not None) == expected_job
     if not expected_job:
         assert phase(decision) == ("Reconciling", WAITING_FOR_SLOT)
-        assert "at most 2 at once" in conditions(decision)["Reconciling"]["message"]
+        assert "at most 2 seed Jobs run at once" in conditions(decision)["Reconciling"]["message"]
         assert decision.waiting_for_slot
 
 

@@ -583,7 +583,7 @@ def test_at_most_four_seed_jobs_run_at_once_on_a_database_the_rest_wait_in_line(
                 if event["reason"] == "WaitingForSeedSlot"
             ]
             assert waited, "some Organization waited for a seed slot"
-            assert "at most 4 at once" in waited[0]["message"]
+            assert "at most 4 seed Jobs run at once" in waited[0]["message"]
             assert all(row(url, name) is not None for name in names)
         finally:
             for name in names:

@@ -542,15 +542,18 @@ def _next_seed(
     )
     running = len(observed.active_seeds)
     if running + len(ahead) >= limit:
+        # One message for the whole wait (no status rewrite each time the line moves); the
+        # seed Job that ends next hands its slot on, so no polling either.
         return builder.decide(
             Verdict(
                 "reconciling",
                 WAITING_FOR_SLOT,
-                f"waiting for a seed slot: {running} seed Jobs run on this database (at most "
-                f"{limit} at once), {len(ahead)} Organizations ahead in line",
+                f"waiting for a seed slot: at most {limit} seed Jobs run at once on the database "
+                f"of SchemaMigration {spec.schema_migration}; Organizations start in the order "
+                "they were created",
             ),
             finalizer=adding,
-            requeue_after=builder.settings.resync_seconds * 3,
+            requeue_after=builder.settings.resync_seconds * 12,
         )
     intent = OrganizationIntent(action="seed", attempt=attempt, retry_token=builder.retry_token)
     manifest = build_organization_job(builder.owner, spec, intent, migration, builder.settings)
