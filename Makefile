@@ -27,6 +27,8 @@ lint: $(BIN)/raycesctl
 	$(BIN)/mypy
 	$(BIN)/mypy --strict --explicit-package-bases tests/controlplane tests/controller tests/unit/test_node_emulation.py
 	$(BIN)/lint-imports
+	@command -v shellcheck >/dev/null || bash hack/install-packages.sh
+	shellcheck hack/kind-e2e.sh
 
 # Debian packages the image build and the real test node need (buildah, containerd, runc, ...).
 packages:

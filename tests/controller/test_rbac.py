@@ -3,13 +3,15 @@
 For each rule, an operator runs as a ServiceAccount bound to the Role without that rule, in a
 namespace of its own, and serves a dry run (which uses every rule: watch and read the resource,
 write its status, create, watch and label a Job, read its pod, look for the Secret, store the
-SQL in a ConfigMap, post Events). Each one is refused (403) on what the missing rule grants,
-while the same scenario with the whole Role reaches Ready. The rest of the suite runs its
-operator with the whole Role and fails on any 403.
+SQL in a ConfigMap, post Events), with an Organization waiting for it (its finalizer and
+status). Each one is refused (403) on what the missing rule grants, while the same scenario
+with the whole Role reaches Ready. The rest of the suite runs its operator with the whole Role
+and fails on any 403.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import uuid
@@ -157,6 +159,20 @@ def test_every_rule_of_the_role_is_needed(
                     },
                 }
                 cluster.apply(manifest)
+                # An Organization on it waits for the schema: its finalizer and status are
+                # written (the Organization rules).
+                cluster.apply(
+                    {
+                        "apiVersion": "rayces.io/v1alpha1",
+                        "kind": "Organization",
+                        "metadata": {"name": "tenant", "namespace": namespace},
+                        "spec": {
+                            "subdomain": "tenant",
+                            "displayName": "Tenant",
+                            "schemaMigrationRef": {"name": "dry"},
+                        },
+                    }
+                )
             full, full_namespace = operators[None]
             Cluster(plane=deployed, api=api_client, namespace=full_namespace).wait_for(
                 "dry", "Ready", "DryRunPlanned", timeout=240
@@ -177,6 +193,15 @@ def test_every_rule_of_the_role_is_needed(
         finally:
             for operator, namespace in operators.values():
                 operator.stop()
+                with contextlib.suppress(client.ApiException):  # no operator left to release it
+                    client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
+                        "rayces.io",
+                        "v1alpha1",
+                        namespace,
+                        "organizations",
+                        "tenant",
+                        {"metadata": {"finalizers": []}},
+                    )
                 client.CoreV1Api(api_client).delete_namespace(namespace)
 
 

@@ -11,7 +11,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rayces.domain.errors import InvalidInputError, NotFoundError
 from rayces.domain.seeds import SeedOptions, seed_organization
-from rayces.domain.tenants import PURGE_ORDER, archive_organization, purge_organization
+from rayces.domain.tenants import (
+    PURGE_ORDER,
+    BalancesHeldError,
+    archive_organization,
+    purge_organization,
+)
 from rayces.domain.verification import data_violations, tenant_tables
 from rayces.schema import Appointment, User
 from rayces.tenancy import scope_sessions, tenant_scope
@@ -155,7 +160,10 @@ def test_purge_removes_every_row_and_reports_them(
     organization_id = int(report["organization_id"])  # type: ignore[call-overload]
     before = counts(owner, organization_id)
     kept_before = counts(owner, int(keep["organization_id"]))  # type: ignore[call-overload]
-    purged_id, removed = purge_organization(owner, "to-purge")
+    with pytest.raises(BalancesHeldError, match="holds non-zero credit balances"):
+        purge_organization(owner, "to-purge")
+    assert counts(owner, organization_id) == before
+    purged_id, removed = purge_organization(owner, "to-purge", force_with_balances=True)
     assert purged_id == organization_id
     assert removed == {**before, "organizations": 1}
     assert set(counts(owner, organization_id).values()) == {0}

@@ -32,6 +32,7 @@ EXIT_CONNECTION = ExitCode.CONNECTION
 EXIT_LOCK_TIMEOUT = ExitCode.LOCK_TIMEOUT
 EXIT_INTERRUPTED = ExitCode.INTERRUPTED
 
+
 #: Every command group, in the order `raycesctl --help` lists their commands.
 COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     migration_commands,

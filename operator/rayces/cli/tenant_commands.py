@@ -152,6 +152,11 @@ def add_parsers(commands: Subcommands, options: SharedOptions) -> None:
     )
     purge.add_argument("--org", required=True, metavar="SLUG", help=_ORG_HELP)
     purge.add_argument("--yes", action="store_true", help="really delete (required)")
+    purge.add_argument(
+        "--force-with-balances",
+        action="store_true",
+        help="purge even while users hold non-zero credit balances (refused otherwise)",
+    )
     purge.set_defaults(result_command="tenant purge")
 
     verify = add(
@@ -339,7 +344,12 @@ def purge_command(invocation: Invocation) -> int:
             f"purge deletes every row of {org!r} and cannot be undone; nothing was done",
             hint="add --yes to purge",
         )
-    organization_id, removed = _on_organization(invocation, "tenant purge", purge_organization)
+    force = bool(invocation.args.force_with_balances)
+    organization_id, removed = _on_organization(
+        invocation,
+        "tenant purge",
+        lambda connection, slug: purge_organization(connection, slug, force_with_balances=force),
+    )
     result = TenantResult(
         command="tenant purge",
         organization=org,

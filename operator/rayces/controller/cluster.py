@@ -302,7 +302,15 @@ class SchemaMigrationCluster:
             revisions=len(plan.revisions),
         )
 
-    def post_event(self, resource: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+    def post_event(
+        self,
+        resource: Mapping[str, Any],
+        kind: str,
+        reason: str,
+        message: str,
+        *,
+        involved_kind: str = KIND,
+    ) -> None:
         metadata = resource["metadata"]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {
@@ -314,7 +322,7 @@ class SchemaMigrationCluster:
             },
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": KIND,
+                "kind": involved_kind,
                 "name": metadata["name"],
                 "namespace": metadata["namespace"],
                 "uid": metadata["uid"],

@@ -11,7 +11,15 @@ from typing import Any
 import kopf
 from kubernetes import client
 
-from rayces.controller.jobs import ANNOTATION_OWNER, GROUP, LABEL_MANAGED_BY, VERSION
+from rayces.controller.jobs import (
+    ANNOTATION_ORGANIZATION,
+    ANNOTATION_OWNER,
+    GROUP,
+    LABEL_DATABASE,
+    LABEL_MANAGED_BY,
+    VERSION,
+)
+from rayces.controller.organization_cluster import OrganizationCluster
 from rayces.controller.runtime import Runtime
 from rayces.controller.settings import MANAGER, PERSISTENCE_PREFIX
 
@@ -42,17 +50,27 @@ def kopf_settings() -> kopf.OperatorSettings:
 
 
 def register(
-    registry: kopf.OperatorRegistry, runtime: Runtime, configuration: client.Configuration
+    registry: kopf.OperatorRegistry,
+    runtime: Runtime,
+    configuration: client.Configuration,
+    organizations: Runtime | None = None,
 ) -> None:
-    """Register the operator's handlers into `registry`."""
+    """Register the operator's handlers into `registry`.
+
+    :param organizations: the Organizations' runtime (its cluster an `OrganizationCluster`).
+    """
 
     @kopf.on.startup(registry=registry)
     def start(**_: Any) -> None:
         runtime.start()
+        if organizations is not None:
+            organizations.start()
 
     @kopf.on.cleanup(registry=registry)
     def stop(**_: Any) -> None:
         runtime.stop()
+        if organizations is not None:
+            organizations.stop()
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -79,11 +97,57 @@ def register(
             return
         if type == "DELETED":
             runtime.forget(namespace, name)
-            return
-        runtime.reconcile(namespace, name)
+        else:
+            runtime.reconcile(namespace, name)
+        if organizations is not None:
+            # The Organizations waiting for this schema go on by themselves (an index, no polls).
+            assert isinstance(organizations.cluster, OrganizationCluster)
+            for organization in organizations.cluster.referring_to(namespace, name):
+                organizations.schedule(namespace, organization)
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGER}, registry=registry)
-    def job_event(namespace: str | None, annotations: Any, **_: Any) -> None:
+    def job_event(
+        type: str | None, namespace: str | None, annotations: Any, labels: Any, body: Any, **_: Any
+    ) -> None:
         owner = (annotations or {}).get(ANNOTATION_OWNER)
         if namespace and owner:
             runtime.reconcile(namespace, str(owner))
+        organization = (annotations or {}).get(ANNOTATION_ORGANIZATION)
+        if namespace and organization and organizations is not None:
+            conditions = (body.get("status") or {}).get("conditions") or []
+            finished = any(
+                item.get("type") in ("Complete", "Failed") and item.get("status") == "True"
+                for item in conditions
+            )
+            # A running Job changes nothing an Organization decides on: only its end does, and
+            # a finished Job sends several events; the first is acted on.
+            if not (finished or type == "DELETED"):
+                return
+            assert isinstance(organizations.cluster, OrganizationCluster)
+            job = str((body.get("metadata") or {}).get("name"))
+            database = str((labels or {}).get(LABEL_DATABASE) or "")
+            after = organizations.cluster.first_end(database, job)
+            if after is None:
+                return
+            organizations.reconcile(namespace, str(organization))
+            for waiting in after:
+                organizations.schedule(*waiting)
+
+    if organizations is None:
+        return
+
+    @kopf.on.event(GROUP, VERSION, "organizations", registry=registry)
+    def organization_event(
+        type: str | None, namespace: str | None, name: str | None, body: Any, **_: Any
+    ) -> None:
+        if not namespace or not name or organizations is None:
+            return
+        assert isinstance(organizations.cluster, OrganizationCluster)
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        if type != "DELETED" and organizations.cluster.is_own_write(namespace, name, version):
+            return  # our own write coming back: nothing new to decide
+        if type == "DELETED":
+            organizations.forget(namespace, name)
+            organizations.cluster.forget(namespace, name)
+            return
+        organizations.reconcile(namespace, name)

@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from rayces.controller.settings import MANAGER, OperatorSettings
-from rayces.controller.specs import SchemaMigrationSpec
+from rayces.controller.specs import (
+    JobSettings,
+    OrganizationSpec,
+    SchemaMigrationSpec,
+    SecretKeyRef,
+)
 from rayces.migrations.results import ExitCode
 
 Action = Literal["migrate", "rollback", "inspect"]
@@ -233,17 +238,49 @@ def build_migration_job(
         LABEL_ACTION: intent.action,
         LABEL_DATABASE: database_key(owner.namespace, spec),
     }
+    return raycesctl_job(
+        name=job_name(owner, intent),
+        namespace=owner.namespace,
+        labels=labels,
+        annotations={ANNOTATION_OWNER: owner.name, ANNOTATION_INTENT: intent.to_annotation()},
+        owner_reference={
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "name": owner.name,
+            "uid": owner.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        },
+        command=raycesctl_arguments(spec, intent),
+        database=spec.database,
+        job=spec.job,
+        settings=settings,
+    )
+
+
+def raycesctl_job(
+    *,
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    owner_reference: dict[str, Any],
+    command: list[str],
+    database: SecretKeyRef,
+    job: JobSettings,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """A Job running `command` (raycesctl) with the database URL from `database`, restricted,
+    its JSON result in the termination message: the one pod template of every operator Job."""
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
-        "image": spec.job.image or settings.job_image,
+        "image": job.image or settings.job_image,
         "imagePullPolicy": "IfNotPresent",
-        "command": raycesctl_arguments(spec, intent),
+        "command": command,
         "env": [
             {
                 "name": "DATABASE_URL",
-                "valueFrom": {
-                    "secretKeyRef": {"name": spec.database.name, "key": spec.database.key}
-                },
+                "valueFrom": {"secretKeyRef": {"name": database.name, "key": database.key}},
             },
             {"name": "RAYCES_TERMINATION_MESSAGE_PATH", "value": TERMINATION_MESSAGE_PATH},
         ],
@@ -264,35 +301,144 @@ def build_migration_job(
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
     }
-    if spec.job.service_account_name:
-        pod_spec["serviceAccountName"] = spec.job.service_account_name
+    if job.service_account_name:
+        pod_spec["serviceAccountName"] = job.service_account_name
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(owner, intent),
-            "namespace": owner.namespace,
+            "name": name,
+            "namespace": namespace,
             "labels": labels,
-            "annotations": {
-                ANNOTATION_OWNER: owner.name,
-                ANNOTATION_INTENT: intent.to_annotation(),
-            },
-            "ownerReferences": [
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": KIND,
-                    "name": owner.name,
-                    "uid": owner.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "annotations": annotations,
+            "ownerReferences": [owner_reference],
         },
         "spec": {
-            "backoffLimit": spec.job.backoff_limit,
-            "activeDeadlineSeconds": spec.job.active_deadline_seconds,
+            "backoffLimit": job.backoff_limit,
+            "activeDeadlineSeconds": job.active_deadline_seconds,
             "ttlSecondsAfterFinished": settings.job_ttl_seconds,
             "podFailurePolicy": pod_failure_policy(),
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
+
+
+# ---------------------------------------------------------------- Organization Jobs
+
+ORGANIZATION_KIND = "Organization"
+LABEL_ORGANIZATION_UID = "rayces.io/organization-uid"
+ANNOTATION_ORGANIZATION = "rayces.io/organization"
+
+OrganizationAction = Literal["seed", "archive", "purge"]
+
+
+@dataclass(frozen=True)
+class OrganizationIntent:
+    """What one Organization Job is for: seed (with the spec it brings in line), archive or purge.
+
+    :param attempt: 1 for the first try; a retry after a transient failure is a new Job.
+    :param retry_token: the `rayces.io/retry` value acted on, so a retry request is a new Job.
+    """
+
+    action: OrganizationAction
+    attempt: int = 1
+    retry_token: str = ""
+
+    def digest(self) -> str:
+        document = json.dumps([self.action, self.attempt, self.retry_token])
+        return hashlib.sha256(document.encode()).hexdigest()[:8]
+
+    def to_annotation(self) -> str:
+        return json.dumps(
+            {"action": self.action, "attempt": self.attempt, "retryToken": self.retry_token},
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_annotation(cls, text: str) -> OrganizationIntent | None:
+        """The intent a Job was created for; None when the annotation is missing or foreign."""
+        try:
+            document = json.loads(text)
+            action = document["action"]
+            if action not in ("seed", "archive", "purge"):
+                return None
+            return cls(
+                action=action,
+                attempt=int(document["attempt"]),
+                retry_token=str(document.get("retryToken") or ""),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def organization_job_name(owner: Owner, intent: OrganizationIntent) -> str:
+    """`org-<uid prefix>-g<generation>-<intent hash>`: the same inputs, the same name (≤ 63)."""
+    return f"org-{owner.uid.replace('-', '')[:10]}-g{owner.generation}-{intent.digest()}"
+
+
+def organization_arguments(spec: OrganizationSpec, intent: OrganizationIntent) -> list[str]:
+    """The command line of an Organization Job: the spec as `raycesctl seed` options."""
+    result = ["--output", "json", "--termination-message-path", TERMINATION_MESSAGE_PATH]
+    if intent.action == "archive":
+        return ["raycesctl", "tenant", "archive", "--org", spec.subdomain, *result]
+    if intent.action == "purge":
+        force = ["--force-with-balances"] if spec.force_delete_with_balances else []
+        return ["raycesctl", "tenant", "purge", "--org", spec.subdomain, "--yes", *force, *result]
+    arguments = [
+        "raycesctl",
+        "seed",
+        "--org",
+        spec.subdomain,
+        "--name",
+        spec.display_name,
+        "--time-zone",
+        spec.time_zone,
+        "--suspended" if spec.suspended else "--no-suspended",
+        "--initial-credits",
+        str(spec.initial_credits),
+        "--slot-days",
+        str(spec.slot_days),
+    ]
+    if spec.roles:
+        arguments += ["--roles", ",".join(spec.roles)]
+    return arguments + result
+
+
+def build_organization_job(
+    owner: Owner,
+    spec: OrganizationSpec,
+    intent: OrganizationIntent,
+    migration: SchemaMigrationSpec,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """The Job that runs `raycesctl seed|tenant ...` for an Organization against the database
+    of its SchemaMigration (`migration`), with that SchemaMigration's Job settings."""
+    labels = {
+        LABEL_MANAGED_BY: MANAGER,
+        LABEL_ORGANIZATION_UID: owner.uid,
+        LABEL_GENERATION: str(owner.generation),
+        LABEL_ACTION: intent.action,
+        LABEL_DATABASE: database_key(owner.namespace, migration),
+    }
+    return raycesctl_job(
+        name=organization_job_name(owner, intent),
+        namespace=owner.namespace,
+        labels=labels,
+        annotations={
+            ANNOTATION_ORGANIZATION: owner.name,
+            ANNOTATION_INTENT: intent.to_annotation(),
+        },
+        owner_reference={
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": ORGANIZATION_KIND,
+            "name": owner.name,
+            "uid": owner.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        },
+        command=organization_arguments(spec, intent),
+        database=migration.database,
+        job=replace(migration.job, backoff_limit=min(migration.job.backoff_limit, 2)),
+        settings=settings,
+    )

@@ -17,6 +17,8 @@ from typing import Any
 
 from kubernetes import client, config
 
+from rayces.controller import metrics
+
 MERGE_PATCH = "application/merge-patch+json"
 #: Ask for metadata only: the apiserver then never sends a Secret's data to the operator.
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
@@ -96,8 +98,11 @@ class KubeApi:
             body=body,
             auth_settings=["BearerToken"],
         )
+        verb, resource = method.lower(), _resource_of(path)
         with self._lock:
-            self.calls[(method.lower(), _resource_of(path))] += 1
+            self.calls[(verb, resource)] += 1
+        # Counted here, once per request: reconciles of several resources run at once.
+        metrics.API_CALLS.labels(verb=verb, resource=resource).inc()
         try:
             response = self.api_client.call_api(
                 method_, url, header_params=header_params, body=serialized, post_params=post_params

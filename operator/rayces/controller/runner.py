@@ -69,6 +69,7 @@ def run(
     from rayces.controller import handlers, metrics
     from rayces.controller.cluster import SchemaMigrationCluster
     from rayces.controller.kubeapi import KubeApi, load_configuration
+    from rayces.controller.organization_cluster import PLURAL, OrganizationCluster
     from rayces.controller.runtime import Runtime
     from rayces.controller.settings import settings_from_environment
 
@@ -83,8 +84,15 @@ def run(
     api = KubeApi(client.ApiClient(configuration))
     cluster = SchemaMigrationCluster(api=api, settings=settings)
     runtime = Runtime(cluster, namespaces)
+    organizations = Runtime(
+        OrganizationCluster(api=api, settings=settings, migrations=cluster),
+        namespaces,
+        kind="Organization",
+        plural=PLURAL,
+        act_on_deleting=True,
+    )
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, runtime, configuration)
+    handlers.register(registry, runtime, configuration, organizations)
     ready = threading.Event()
     server = metrics.serve_metrics(host, metrics_port, ready)
     logger.info(
@@ -116,5 +124,6 @@ def run(
     finally:
         server.shutdown()
         runtime.stop()
+        organizations.stop()
     logger.info("stopped")
     return 0

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from rayces.controller import metrics
 from rayces.controller.cluster import PLURAL, SchemaMigrationCluster
@@ -29,12 +29,42 @@ SWEEP_SECONDS = 300.0
 _ERROR_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
-class Runtime:
-    """Per-resource locks, due times and the resync thread."""
+class _Decision(Protocol):
+    @property
+    def requeue_after(self) -> float | None: ...
 
-    def __init__(self, cluster: SchemaMigrationCluster, namespaces: Sequence[str]) -> None:
+
+class Reconciles(Protocol):
+    """What a runtime drives: `SchemaMigrationCluster` or `OrganizationCluster`."""
+
+    @property
+    def api(self) -> Any: ...
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def reconcile(self, resource: Mapping[str, Any]) -> _Decision: ...
+
+
+class Runtime:
+    """Per-resource locks, due times and the resync thread, for one kind of resource.
+
+    :param act_on_deleting: reconcile a resource being deleted too (it has a finalizer to run).
+    """
+
+    def __init__(
+        self,
+        cluster: SchemaMigrationCluster | Reconciles,
+        namespaces: Sequence[str],
+        *,
+        kind: str = "SchemaMigration",
+        plural: str = PLURAL,
+        act_on_deleting: bool = False,
+    ) -> None:
         self.cluster = cluster
         self.namespaces = tuple(namespaces)
+        self.kind = kind
+        self.plural = plural
+        self.act_on_deleting = act_on_deleting
         self._locks: dict[Key, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._due: dict[Key, float] = {}
@@ -51,12 +81,12 @@ class Runtime:
         """Reconcile one SchemaMigration now (waiting for a reconcile of it already running)."""
         key = (namespace, name)
         with self._lock(key):
-            metrics.RECONCILES.labels(kind="SchemaMigration").inc()
+            metrics.RECONCILES.labels(kind=self.kind).inc()
             self.reconciles += 1
-            before = dict(self.cluster.api.calls)
             try:
                 resource = self.cluster.get(namespace, name)
-                if resource is None or (resource.get("metadata") or {}).get("deletionTimestamp"):
+                deleting = (resource or {}).get("metadata", {}).get("deletionTimestamp")
+                if resource is None or (deleting and not self.act_on_deleting):
                     self._due.pop(key, None)
                     return
                 decision = self.cluster.reconcile(resource)
@@ -65,9 +95,7 @@ class Runtime:
                 self._failures[key] = failures
                 delay = _ERROR_BACKOFF[min(failures, len(_ERROR_BACKOFF)) - 1]
                 self._due[key] = time.monotonic() + delay
-                metrics.RECONCILE_ERRORS.labels(
-                    kind="SchemaMigration", error=type(error).__name__
-                ).inc()
+                metrics.RECONCILE_ERRORS.labels(kind=self.kind, error=type(error).__name__).inc()
                 detail = error.message if isinstance(error, ApiError) else str(error)
                 logger.error(
                     "reconcile failed; retrying in %.0fs: %s: %s",
@@ -77,11 +105,6 @@ class Runtime:
                     extra={"object": f"{namespace}/{name}"},
                 )
                 return
-            finally:
-                for (verb, resource_name), count in self.cluster.api.calls.items():
-                    spent = count - before.get((verb, resource_name), 0)
-                    if spent:
-                        metrics.API_CALLS.labels(verb=verb, resource=resource_name).inc(spent)
             self._failures.pop(key, None)
             if decision.requeue_after is not None:
                 self._due[key] = time.monotonic() + decision.requeue_after
@@ -90,6 +113,10 @@ class Runtime:
 
     def forget(self, namespace: str, name: str) -> None:
         self._due.pop((namespace, name), None)
+
+    def schedule(self, namespace: str, name: str) -> None:
+        """Reconcile the resource on the resync thread soon (within half a second)."""
+        self._due[(namespace, name)] = time.monotonic()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="resync", daemon=True)
@@ -105,10 +132,10 @@ class Runtime:
         for namespace in self.namespaces:
             try:
                 listing: dict[str, Any] = self.cluster.api.request(
-                    "GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+                    "GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{self.plural}"
                 )
             except ApiError as error:
-                logger.error("cannot list SchemaMigrations in %s: %s", namespace, error.message)
+                logger.error("cannot list %s in %s: %s", self.plural, namespace, error.message)
                 continue
             for item in listing.get("items") or []:
                 key = (namespace, str(item["metadata"]["name"]))

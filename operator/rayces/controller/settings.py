@@ -36,6 +36,8 @@ class OperatorSettings:
     resync_seconds: float = 10.0
     #: bytes of SQL a dry run stores in its ConfigMap (the API's limit is 1 MiB for the object)
     dry_run_max_bytes: int = 900_000
+    #: seed Jobs of Organizations running at once on one database; the rest wait in line
+    seed_jobs_per_database: int = 4
 
 
 def _number(environment: Mapping[str, str], name: str, default: float) -> float:
@@ -66,4 +68,7 @@ def settings_from_environment(environment: Mapping[str, str] | None = None) -> O
         max_attempts=int(_number(env, "RAYCES_MAX_ATTEMPTS", defaults.max_attempts)),
         resync_seconds=_number(env, "RAYCES_RESYNC_SECONDS", defaults.resync_seconds),
         dry_run_max_bytes=int(_number(env, "RAYCES_DRY_RUN_MAX_BYTES", defaults.dry_run_max_bytes)),
+        seed_jobs_per_database=int(
+            _number(env, "RAYCES_SEED_JOBS_PER_DATABASE", defaults.seed_jobs_per_database)
+        ),
     )

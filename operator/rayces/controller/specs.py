@@ -201,3 +201,102 @@ def parse_schema_migration_spec(spec: Any) -> SchemaMigrationSpec:
         lock_wait_timeout_seconds=lock_wait,
         job=job_settings,
     )
+
+
+#: What deleting an Organization does to its rows.
+DELETION_POLICIES = ("Retain", "Archive", "Delete")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_ROLE = re.compile(r"^[^,\s][^,]*$")
+
+
+@dataclass(frozen=True)
+class OrganizationSpec:
+    """Everything the operator acts on, from one generation of an Organization."""
+
+    subdomain: str
+    display_name: str
+    schema_migration: str
+    time_zone: str = "UTC"
+    suspended: bool = False
+    roles: tuple[str, ...] = ()
+    initial_credits: int = 0
+    slot_days: int = 14
+    deletion_policy: str = "Retain"
+    force_delete_with_balances: bool = False
+
+
+def _time_zone(value: Any) -> str:
+    """An IANA zone this operator's tz database knows (the Jobs' image carries the same)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    zone = _string(value, "timeZone") or "UTC"
+    try:
+        if zone != zone.strip() or zone.startswith(("/", ".")) or ".." in zone:
+            raise ValueError(zone)
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise SpecError(
+            "timeZone",
+            f"{zone!r} is not an IANA time zone",
+            "give a name such as UTC, Europe/Madrid or America/Argentina/Buenos_Aires",
+        ) from None
+    return zone
+
+
+def parse_organization_spec(spec: Any) -> OrganizationSpec:
+    """The spec of an Organization as an `OrganizationSpec`.
+
+    :raises SpecError: a field is missing or malformed, or the time zone is unknown.
+    """
+    spec = _mapping(spec, "")
+    subdomain = _string(spec.get("subdomain"), "subdomain", required=True)
+    assert subdomain is not None
+    if _SUBDOMAIN.match(subdomain) is None:
+        raise SpecError(
+            "subdomain", f"{subdomain!r} is not a DNS label", "use a-z, 0-9 and '-' (≤ 63)"
+        )
+    name = _string(spec.get("displayName"), "displayName", required=True)
+    assert name is not None
+    if not name.strip():
+        raise SpecError("displayName", "is blank", "give the name people see")
+    if any(ord(character) < 32 or ord(character) == 127 for character in name):
+        raise SpecError("displayName", "holds control characters", "give printable text")
+    reference = _mapping(spec.get("schemaMigrationRef"), "schemaMigrationRef")
+    migration = _string(reference.get("name"), "schemaMigrationRef.name", required=True)
+    assert migration is not None
+    seed = _mapping(spec.get("seed"), "seed")
+    roles_value = seed.get("roles")
+    roles: tuple[str, ...] = ()
+    if roles_value is not None:
+        if not isinstance(roles_value, list) or not all(
+            isinstance(role, str)
+            and _ROLE.match(role)
+            and role == role.strip()
+            and not any(ord(character) < 32 or ord(character) == 127 for character in role)
+            for role in roles_value
+        ):
+            raise SpecError(
+                "seed.roles",
+                f"{roles_value!r} is not a list of role names",
+                "give names without commas or surrounding spaces",
+            )
+        roles = tuple(roles_value)
+    policy = _string(spec.get("deletionPolicy"), "deletionPolicy") or "Retain"
+    if policy not in DELETION_POLICIES:
+        raise SpecError("deletionPolicy", f"is {policy!r}", "give Retain, Archive or Delete")
+    return OrganizationSpec(
+        subdomain=subdomain,
+        display_name=name,
+        schema_migration=migration,
+        time_zone=_time_zone(spec.get("timeZone")),
+        suspended=_boolean(spec.get("suspended"), "suspended"),
+        roles=roles,
+        initial_credits=_integer(
+            seed.get("initialCredits"), "seed.initialCredits", 0, 0, 2**31 - 1
+        ),
+        slot_days=_integer(seed.get("slotDays"), "seed.slotDays", 14, 0, 366),
+        deletion_policy=policy,
+        force_delete_with_balances=_boolean(
+            spec.get("forceDeleteWithBalances"), "forceDeleteWithBalances"
+        ),
+    )

@@ -11,7 +11,7 @@ import re
 
 from sqlalchemy import Connection, text
 
-from rayces.domain.errors import InvalidInputError, NotFoundError
+from rayces.domain.errors import DomainError, InvalidInputError, NotFoundError
 from rayces.schema.states import OrganizationStatus
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -31,6 +31,10 @@ PURGE_ORDER = (
     "posts",
     "users",
 )
+
+
+class BalancesHeldError(DomainError):
+    """A purge refused because the tenant's users hold credits."""
 
 
 def check_subdomain(subdomain: str) -> str:
@@ -71,9 +75,13 @@ def archive_organization(connection: Connection, subdomain: str) -> tuple[int, s
     return organization_id, str(previous)
 
 
-def purge_organization(connection: Connection, subdomain: str) -> tuple[int, dict[str, int]]:
+def purge_organization(
+    connection: Connection, subdomain: str, *, force_with_balances: bool = False
+) -> tuple[int, dict[str, int]]:
     """Delete every row of the tenant, then the organization, in the caller's transaction.
 
+    :param force_with_balances: purge even while users hold non-zero credit balances (credits
+        people paid for); refused otherwise, before anything is deleted.
     :returns: the organization's id and the rows removed per table (`organizations` included).
     """
     organization_id = find_organization_id(connection, subdomain)
@@ -81,6 +89,20 @@ def purge_organization(connection: Connection, subdomain: str) -> tuple[int, dic
     connection.execute(
         text("SELECT id FROM organizations WHERE id = :id FOR UPDATE"), {"id": organization_id}
     )
+    if not force_with_balances:
+        holders, total = connection.execute(
+            text(
+                "SELECT count(*), coalesce(sum(balance), 0) FROM credit_balances "
+                "WHERE organization_id = :id AND balance <> 0"
+            ),
+            {"id": organization_id},
+        ).one()
+        if holders:
+            raise BalancesHeldError(
+                f"organization {subdomain!r} holds non-zero credit balances ({holders} users, "
+                f"{total} credits in all); nothing was purged. Settle them, or purge anyway "
+                "with --force-with-balances (an Organization: spec.forceDeleteWithBalances: true)"
+            )
     removed: dict[str, int] = {}
     for table in PURGE_ORDER:
         result = connection.execute(
