@@ -410,6 +410,15 @@ def test_a_job_of_another_resource_on_the_database_makes_it_wait() -> None:
     assert true_condition(decision) == ("Reconciling", "WaitingForDatabase")
 
 
+def test_a_resource_at_its_target_stays_ready_while_another_job_uses_the_database() -> None:
+    status = {"currentRevision": "r4", "observedGeneration": 1}
+    decision = decide(
+        resource({"targetRevision": "r4"}, status=status), database_busy_with="org-seed"
+    )
+    assert decision.job is None
+    assert true_condition(decision) == ("Ready", "AtTargetRevision")
+
+
 def test_a_running_job_is_adopted_not_duplicated() -> None:
     intent = JobIntent("migrate", "r4")
     job = finished_job(intent, exit_code=0, result=None)

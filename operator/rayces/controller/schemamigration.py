@@ -741,15 +741,6 @@ def _next_job(
             # the claim ends when the other resource goes; no event tells this one
             requeue_after=builder.settings.resync_seconds,
         )
-    if observed.database_busy_with:
-        return builder.decide(
-            Verdict(
-                "reconciling",
-                "WaitingForDatabase",
-                f"Job {observed.database_busy_with} is running on the same database",
-            ),
-            requeue_after=builder.settings.resync_seconds,
-        )
     current = builder.status.get("currentRevision")
     if spec.dry_run:
         intent = JobIntent(
@@ -790,6 +781,17 @@ def _next_job(
         )
     if intent_like is not None and intent_like.purpose == intent.purpose:
         intent = replace(intent, attempt=attempt)
+    # Only a Job to start waits for the database: a resource already at its target stays Ready
+    # while other Jobs (an Organization's seed, say) use the same database.
+    if observed.database_busy_with:
+        return builder.decide(
+            Verdict(
+                "reconciling",
+                "WaitingForDatabase",
+                f"Job {observed.database_busy_with} is running on the same database",
+            ),
+            requeue_after=builder.settings.resync_seconds,
+        )
     if observed.secret_exists is None:
         return builder.decide(
             Verdict("reconciling", "CheckingSecret", "looking for the database Secret"),
