@@ -360,3 +360,22 @@ def test_the_seed_slot_setting_is_read_from_the_environment() -> None:
 def test_the_seed_revision_is_a_revision_of_the_scripts() -> None:
     versions = Path(__file__).resolve().parents[2] / "alembic" / "versions"
     assert [path.name for path in versions.glob(f"{SEED_REVISION}_*.py")]
+
+
+def test_handed_on_seed_jobs_are_remembered_once_and_boundedly() -> None:
+    from kubernetes import client
+
+    from rayces.controller.cluster import SchemaMigrationCluster
+    from rayces.controller.kubeapi import KubeApi
+    from rayces.controller.organization_cluster import HANDED_ON_MEMORY, OrganizationCluster
+
+    api = KubeApi(client.ApiClient())
+    cluster = OrganizationCluster(
+        api=api, settings=SETTINGS, migrations=SchemaMigrationCluster(api=api, settings=SETTINGS)
+    )
+    assert cluster.first_end("db", "seed-0") == []
+    assert cluster.first_end("db", "seed-0") is None  # a finished Job's second event
+    for number in range(1, HANDED_ON_MEMORY + 10):
+        cluster.first_end("db", f"seed-{number}")
+    assert len(cluster.handed_on) == HANDED_ON_MEMORY
+    assert "seed-0" not in cluster.handed_on

@@ -116,6 +116,11 @@ def _peer(item: Mapping[str, Any]) -> OrganizationPeer:
     )
 
 
+#: How many finished seed Jobs `OrganizationCluster` remembers having handed on, so that its
+#: memory stays bounded however long the operator runs.
+HANDED_ON_MEMORY = 4096
+
+
 @dataclass
 class OrganizationCluster:
     """Reads and writes on behalf of the Organization reconciler."""
@@ -130,8 +135,9 @@ class OrganizationCluster:
     referrers: dict[Key, set[str]] = field(default_factory=dict)
     #: database label → (creationTimestamp, namespace, name) of Organizations waiting for a slot
     waiting: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)
-    #: seed Jobs whose finished slot was already handed to the next in line
-    handed_on: set[str] = field(default_factory=set)
+    #: seed Jobs whose finished slot was already handed to the next in line, oldest first; only
+    #: the newest `HANDED_ON_MEMORY` are kept (a finished Job's repeated events come soon after)
+    handed_on: dict[str, None] = field(default_factory=dict)
     #: the resourceVersions of our own writes to each Organization in its last reconcile
     written: dict[Key, set[str]] = field(default_factory=dict)
 
@@ -275,7 +281,9 @@ class OrganizationCluster:
         with self._guard:
             if finished_job in self.handed_on:
                 return None
-            self.handed_on.add(finished_job)
+            self.handed_on[finished_job] = None
+            while len(self.handed_on) > HANDED_ON_MEMORY:
+                del self.handed_on[next(iter(self.handed_on))]
             queue = self.waiting.get(database, set())
             if not queue:
                 return []
