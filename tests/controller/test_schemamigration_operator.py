@@ -133,6 +133,49 @@ def test_lowering_the_target_downgrades_and_raising_it_upgrades(
             assert len(operator_cluster.jobs_of(name)) == jobs
 
 
+def test_a_downgrade_that_would_drop_rows_is_refused_until_allowed(
+    operator_cluster: Cluster, postgres_server_url: str
+) -> None:
+    name, secret = unique("dataloss"), unique("db")
+    with temporary_database(postgres_server_url, prefix="dataloss") as url:
+        operator_cluster.secret(secret, url)
+        with applied(operator_cluster, schema_migration(name, secret, "20250713000011")):
+            operator_cluster.wait_for(name, "Ready")
+            with psycopg.connect(url, autocommit=True) as connection:
+                connection.execute(
+                    "INSERT INTO organizations (name, subdomain) VALUES ('Clinic', 'clinic')"
+                )
+                connection.execute(
+                    "INSERT INTO roles (organization_id, name) "
+                    "SELECT id, 'admin' FROM organizations WHERE subdomain = 'clinic'"
+                )
+            # Lowered to ...0009: the downgrade drops user_roles (empty) and roles (one row).
+            operator_cluster.apply(schema_migration(name, secret, "20250713000009"))
+            status = operator_cluster.wait_for(name, "Stalled", "DataLossRefused", timeout=240)
+            assert database_revision(url) == "20250713000011"
+            assert status["lastRun"]["exitCode"] == 5
+            assert status["lastRun"]["error"]["kind"] == "data_loss_refused"
+            message = operator_cluster.condition(name, "Stalled")["message"]
+            assert "roles" in message
+            assert "allowDataLoss" in message
+            assert operator_cluster.condition(name, "Ready")["status"] == "False"
+            assert sorted(operator_cluster.job_actions(name)) == ["migrate", "rollback"]
+            # Given up: no further Job until the spec changes.
+            time.sleep(5)
+            assert len(operator_cluster.jobs_of(name)) == 2
+            operator_cluster.apply(
+                schema_migration(name, secret, "20250713000009", allowDataLoss=True)
+            )
+            status = operator_cluster.wait_for(name, "Ready", timeout=240)
+            assert database_revision(url) == "20250713000009"
+            assert status["currentRevision"] == "20250713000009"
+            assert status["lastRun"]["action"] == "rollback"
+            assert sorted(operator_cluster.job_actions(name)) == ["migrate", "rollback", "rollback"]
+            with psycopg.connect(url) as connection:
+                gone = connection.execute("SELECT to_regclass('roles')").fetchone()
+            assert gone == (None,)
+
+
 def test_a_dry_run_stores_the_sql_and_changes_nothing(
     operator_cluster: Cluster, postgres_server_url: str
 ) -> None:
