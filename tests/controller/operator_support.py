@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,12 @@ from typing import Any, TypeVar
 
 import psycopg
 import pytest
+import yaml
 from kubernetes import client
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.processes import ManagedProcess, start_process
+
+from rayces.migrations.locking import MIGRATION_LOCK_KEY
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = REPOSITORY / "deploy"
@@ -44,8 +48,11 @@ TEST_SETTINGS = {
     "RAYCES_MAX_ATTEMPTS": "3",
     "RAYCES_RESYNC_SECONDS": "2",
     "RAYCES_JOB_IMAGE": "rayces-operator:test",
-    "RAYCES_DRY_RUN_MAX_BYTES": "25000",
+    "RAYCES_DRY_RUN_MAX_BYTES": "44000",
 }
+
+#: The first revision: what a failing upgrade with rollbackOnFailure returns to.
+BASELINE = "20240606034427"
 
 T = TypeVar("T")
 #: Figures of test_operator_footprint, printed in the test summary.
@@ -381,9 +388,14 @@ def raycesctl(*arguments: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def head_revision() -> str:
+def revisions() -> list[str]:
+    """Every revision of alembic/versions, oldest first."""
     versions = sorted((REPOSITORY / "alembic" / "versions").glob("*.py"))
-    return versions[-1].name.split("_", 1)[0]
+    return [path.name.split("_", 1)[0] for path in versions]
+
+
+def head_revision() -> str:
+    return revisions()[-1]
 
 
 def forbidden_lines(log: str) -> list[str]:
@@ -399,3 +411,68 @@ def applied(cluster: Cluster, manifest: Mapping[str, Any]) -> Iterator[str]:
         yield name
     finally:
         cluster.delete(name)
+
+
+def operator_role() -> dict[str, Any]:
+    """The Role of deploy/operator/role.yaml, as a dict."""
+    documents = yaml.safe_load_all((DEPLOY_DIR / "operator" / "role.yaml").read_text())
+    role: dict[str, Any] = next(document for document in documents if document["kind"] == "Role")
+    return role
+
+
+def install_operator_identity(
+    plane: ControlPlane, namespace: str, rules: list[dict[str, Any]]
+) -> None:
+    """The `rayces-operator` ServiceAccount in `namespace`, bound to a Role with `rules`."""
+    documents = [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "rayces-operator", "namespace": namespace},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "rayces-operator", "namespace": namespace},
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "rayces-operator", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "rayces-operator",
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": "rayces-operator", "namespace": namespace}
+            ],
+        },
+    ]
+    kubectl(plane.kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
+
+
+def unique(prefix: str) -> str:
+    """A resource or Secret name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@contextlib.contextmanager
+def migration_lock_held(url: str) -> Iterator[None]:
+    """Hold raycesctl's advisory lock, so a Job waits (lock wait) until we let go."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        yield
+        connection.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+
+
+def baseline_with_duplicate_emails(url: str) -> None:
+    """The database at BASELINE with two users sharing an e-mail, so ...0005 fails on them."""
+    result = raycesctl("migrate", "--to", BASELINE, "--database-url", url, "-q")
+    assert result.returncode == 0, result.stderr
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO users (name, email, created_at, updated_at) VALUES "
+            "('a', 'twin@example.test', now(), now()), ('b', 'twin@example.test', now(), now())"
+        )

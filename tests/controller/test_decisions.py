@@ -11,7 +11,7 @@ import pytest
 
 from rayces.controller.conditions import Verdict, build_conditions
 from rayces.controller.jobs import JobIntent, Owner, build_migration_job, job_name
-from rayces.controller.outcomes import JobState, PodState, read_outcome, retry_delay
+from rayces.controller.outcomes import JobState, PodState, job_state, read_outcome, retry_delay
 from rayces.controller.schemamigration import (
     HISTORY_LIMIT,
     Decision,
@@ -281,6 +281,30 @@ def test_a_deadline_is_an_interruption_worth_a_retry() -> None:
     outcome = read_outcome(job, [])
     assert outcome.error is not None and outcome.error.kind == ErrorKind.INTERRUPTED
     assert "activeDeadlineSeconds" in outcome.error.message
+
+
+def test_a_failed_job_whose_pod_is_gone_ends_when_it_was_marked_failed() -> None:
+    """A deleted Pod takes its finish time along; the retry's backoff counts from the Job's
+    Failed condition (a failed Job has no completionTime), so the retry comes due."""
+    job = job_state(
+        {
+            "metadata": {"name": "j"},
+            "status": {
+                "startTime": "2026-01-01T11:59:00Z",
+                "conditions": [
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "BackoffLimitExceeded",
+                        "lastTransitionTime": "2026-01-01T11:59:30Z",
+                    }
+                ],
+            },
+        }
+    )
+    outcome = read_outcome(job, [])
+    assert outcome.finished_at == "2026-01-01T11:59:30Z"
+    assert outcome.error is not None and outcome.error.retryable
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ except OSError as error:
 facts = {
     "uid": os.getuid(), "gid": os.getgid(),
     "help": run("raycesctl", "--help"),
+    "operator_help": run("raycesctl", "operator", "--help"),
     "migrate_without_url": run("raycesctl", "migrate"),
     "revisions": sorted(p.name for p in (scripts / "versions").glob("*.py")),
     "env_py": (scripts / "env.py").is_file(),
@@ -100,9 +101,16 @@ def test_image_holds_every_revision_script(image_facts: dict[str, Any]) -> None:
     assert image_facts["revisions"], "no revision scripts in alembic/versions"
 
 
-def test_help_runs(image_facts: dict[str, Any]) -> None:
-    assert image_facts["help"]["code"] == 0
-    assert image_facts["help"]["stdout"].startswith("usage: raycesctl")
+@pytest.mark.parametrize(
+    ("fact", "usage"),
+    [
+        pytest.param("help", "usage: raycesctl", id="raycesctl"),
+        pytest.param("operator_help", "usage: raycesctl operator", id="raycesctl-operator"),
+    ],
+)
+def test_help_runs(image_facts: dict[str, Any], fact: str, usage: str) -> None:
+    assert image_facts[fact]["code"] == 0, image_facts[fact]["stderr"]
+    assert image_facts[fact]["stdout"].startswith(usage)
 
 
 def test_without_database_url_one_line_usage_error(image_facts: dict[str, Any]) -> None:
@@ -171,12 +179,6 @@ def migration_lock_held(database_url: str) -> Iterator[None]:
         connection.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="raycesctl does not handle SIGTERM yet: as PID 1 it ignores it, the kubelet kills it "
-    "after the grace period (exit 137) and no termination message is written; expected exit "
-    "143 with a JSON result of error kind 'interrupted'",
-)
 def test_sigterm_ends_a_waiting_migration_with_143_and_a_message(
     real_node: RealNode, image_namespace: str, pod_database_url: str, migration_lock_held: None
 ) -> None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from tests.controller.operator_support import (
     DEPLOY_DIR,
@@ -28,18 +27,16 @@ from tests.controller.operator_support import (
     OperatorProcess,
     eventually,
     forbidden_lines,
+    install_operator_identity,
     kubectl,
+    operator_role,
     service_account_kubeconfig_for,
 )
 from tests.controlplane.harness import ControlPlane
 
 from rayces.migrations.embedded import temporary_database
 
-ROLE = next(
-    document
-    for document in yaml.safe_load_all((DEPLOY_DIR / "operator" / "role.yaml").read_text())
-    if document["kind"] == "Role"
-)
+ROLE = operator_role()
 
 
 def refusals(operator: OperatorProcess) -> list[str]:
@@ -56,36 +53,6 @@ def role_without(index: int | None) -> list[dict[str, Any]]:
     if index is not None:
         del rules[index]
     return list(rules)
-
-
-def install_identity(plane: ControlPlane, namespace: str, rules: list[dict[str, Any]]) -> None:
-    documents = [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"name": "rayces-operator", "namespace": namespace},
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": "rayces-operator", "namespace": namespace},
-            "rules": rules,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "rayces-operator", "namespace": namespace},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "rayces-operator",
-            },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": "rayces-operator", "namespace": namespace}
-            ],
-        },
-    ]
-    kubectl(plane.kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
 
 
 def test_the_role_grants_only_what_is_listed(deployed: ControlPlane) -> None:
@@ -132,7 +99,7 @@ def test_every_rule_of_the_role_is_needed(
             for variant in variants:
                 namespace = f"rbac-{uuid.uuid4().hex[:8]}"
                 deployed.create_namespace(namespace)
-                install_identity(deployed, namespace, role_without(variant))
+                install_operator_identity(deployed, namespace, role_without(variant))
                 kubeconfig = service_account_kubeconfig_for(
                     deployed, namespace, tmp_path / f"{namespace}.kubeconfig"
                 )

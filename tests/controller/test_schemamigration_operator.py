@@ -6,11 +6,8 @@ Each test uses its own database and Secret, and deletes its resource afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,29 +16,27 @@ import psycopg
 import pytest
 from kubernetes import client
 from tests.controller.operator_support import (
+    BASELINE,
     DEPLOY_DIR,
     NAMESPACE,
     TEST_SETTINGS,
     Cluster,
     OperatorProcess,
     applied,
+    baseline_with_duplicate_emails,
     database_revision,
     eventually,
     free_port,
     head_revision,
     kubectl,
+    migration_lock_held,
     raycesctl,
+    revisions,
     schema_migration,
+    unique,
 )
 
 from rayces.migrations.embedded import temporary_database
-from rayces.migrations.locking import MIGRATION_LOCK_KEY
-
-BASELINE = "20240606034427"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 def test_samples_reach_ready_at_head(
@@ -68,36 +63,13 @@ def test_samples_reach_ready_at_head(
             assert status["currentRevision"] == head_revision()
             assert status["lastRun"]["outcome"] == "Succeeded"
             assert status["lastRun"]["toRevision"] == head_revision()
-            assert len(status["lastRun"]["steps"]) == 17
+            assert len(status["lastRun"]["steps"]) == len(revisions())
             printed = kubectl(
                 kubeconfig, "-n", NAMESPACE, "get", "schemamigration", "booking"
             ).stdout
             assert head_revision() in printed and "AtTargetRevision" in printed
         finally:
             operator_cluster.delete("booking")
-
-
-@contextlib.contextmanager
-def migration_lock_held(url: str) -> Iterator[None]:
-    """Hold raycesctl's advisory lock, so a Job waits (lock wait) until we let go."""
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
-        yield
-        connection.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
-
-
-def baseline_with_duplicate_emails(url: str) -> None:
-    result = raycesctl("migrate", "--to", BASELINE, "--database-url", url, "-q")
-    assert result.returncode == 0, result.stderr
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(
-            "INSERT INTO users (name, email, created_at, updated_at) VALUES "
-            "('a', 'twin@example.test', now(), now()), ('b', 'twin@example.test', now(), now())"
-        )
-
-
-def data_loss_guard_available() -> bool:
-    return "--allow-data-loss" in raycesctl("rollback", "--help").stdout
 
 
 def test_a_failing_revision_is_rolled_back_and_reported(
@@ -107,12 +79,10 @@ def test_a_failing_revision_is_rolled_back_and_reported(
     with temporary_database(postgres_server_url, prefix="failing") as url:
         baseline_with_duplicate_emails(url)
         operator_cluster.secret(secret, url)
-        # The rollback crosses tables that hold rows (users.organization_id); once raycesctl
-        # guards against data loss it must be allowed to go ahead.
-        spec: dict[str, Any] = {"rollbackOnFailure": True}
-        if data_loss_guard_available():
-            spec["allowDataLoss"] = True
-        with applied(operator_cluster, schema_migration(name, secret, **spec)):
+        # The rollback drops columns that hold rows (users.organization_id), which raycesctl's
+        # data-loss guard refuses unless allowed.
+        manifest = schema_migration(name, secret, rollbackOnFailure=True, allowDataLoss=True)
+        with applied(operator_cluster, manifest):
             status = operator_cluster.wait_for(name, "Stalled", "MigrationFailed", timeout=300)
             assert database_revision(url) == BASELINE
             assert status["currentRevision"] == BASELINE
@@ -163,6 +133,49 @@ def test_lowering_the_target_downgrades_and_raising_it_upgrades(
             assert len(operator_cluster.jobs_of(name)) == jobs
 
 
+def test_a_downgrade_that_would_drop_rows_is_refused_until_allowed(
+    operator_cluster: Cluster, postgres_server_url: str
+) -> None:
+    name, secret = unique("dataloss"), unique("db")
+    with temporary_database(postgres_server_url, prefix="dataloss") as url:
+        operator_cluster.secret(secret, url)
+        with applied(operator_cluster, schema_migration(name, secret, "20250713000011")):
+            operator_cluster.wait_for(name, "Ready")
+            with psycopg.connect(url, autocommit=True) as connection:
+                connection.execute(
+                    "INSERT INTO organizations (name, subdomain) VALUES ('Clinic', 'clinic')"
+                )
+                connection.execute(
+                    "INSERT INTO roles (organization_id, name) "
+                    "SELECT id, 'admin' FROM organizations WHERE subdomain = 'clinic'"
+                )
+            # Lowered to ...0009: the downgrade drops user_roles (empty) and roles (one row).
+            operator_cluster.apply(schema_migration(name, secret, "20250713000009"))
+            status = operator_cluster.wait_for(name, "Stalled", "DataLossRefused", timeout=240)
+            assert database_revision(url) == "20250713000011"
+            assert status["lastRun"]["exitCode"] == 5
+            assert status["lastRun"]["error"]["kind"] == "data_loss_refused"
+            message = operator_cluster.condition(name, "Stalled")["message"]
+            assert "roles" in message
+            assert "allowDataLoss" in message
+            assert operator_cluster.condition(name, "Ready")["status"] == "False"
+            assert sorted(operator_cluster.job_actions(name)) == ["migrate", "rollback"]
+            # Given up: no further Job until the spec changes.
+            time.sleep(5)
+            assert len(operator_cluster.jobs_of(name)) == 2
+            operator_cluster.apply(
+                schema_migration(name, secret, "20250713000009", allowDataLoss=True)
+            )
+            status = operator_cluster.wait_for(name, "Ready", timeout=240)
+            assert database_revision(url) == "20250713000009"
+            assert status["currentRevision"] == "20250713000009"
+            assert status["lastRun"]["action"] == "rollback"
+            assert sorted(operator_cluster.job_actions(name)) == ["migrate", "rollback", "rollback"]
+            with psycopg.connect(url) as connection:
+                gone = connection.execute("SELECT to_regclass('roles')").fetchone()
+            assert gone == (None,)
+
+
 def test_a_dry_run_stores_the_sql_and_changes_nothing(
     operator_cluster: Cluster, postgres_server_url: str
 ) -> None:
@@ -195,8 +208,8 @@ def test_a_dry_run_stores_the_sql_and_changes_nothing(
 def test_a_dry_run_too_large_for_a_config_map_is_truncated_and_says_so(
     operator_cluster: Cluster, postgres_server_url: str
 ) -> None:
-    # The test operator keeps at most RAYCES_DRY_RUN_MAX_BYTES (25,000) of SQL; the whole
-    # upgrade from an empty database is larger.
+    # The test operator keeps at most RAYCES_DRY_RUN_MAX_BYTES (44,000) of SQL: more than
+    # the upgrade from ...0004 (about 38,500 bytes), less than the whole upgrade (about 49,500).
     limit = int(TEST_SETTINGS["RAYCES_DRY_RUN_MAX_BYTES"])
     name, secret = unique("bigplan"), unique("db")
     with temporary_database(postgres_server_url, prefix="bigplan") as url:

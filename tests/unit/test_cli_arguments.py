@@ -263,3 +263,32 @@ def test_tenant_commands_refuse_bad_input_as_a_tenant_result(
     assert json.loads(path.read_text()) == document
     assert TenantResult.from_termination_message(path.read_text()).error is not None
     assert len(captured.err.strip().splitlines()) == 1
+
+
+def _readme_exit_codes() -> str:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("**Exit codes.**")
+    return " ".join(readme[start : readme.index("\n\n", start)].split())
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        pytest.param(ExitCode.DATA_LOSS_REFUSED, "5 rollback refused", id="5-data-loss"),
+        pytest.param(ExitCode.PERMISSION_DENIED, "6 permission denied", id="6-permission"),
+        pytest.param(ExitCode.VERIFICATION_FAILED, "7 verification failed", id="7-verification"),
+        pytest.param(ExitCode.PRECONDITION_FAILED, "8 precondition failed", id="8-precondition"),
+        pytest.param(ExitCode.TERMINATED, "143 SIGTERM", id="143-sigterm"),
+    ],
+)
+def test_readme_and_help_list_the_newer_exit_codes(
+    code: ExitCode, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rayces.migrations.results import EXIT_CODE_MEANINGS
+
+    assert words in _readme_exit_codes()
+    assert main(["rollback", "--help"]) == EXIT_OK
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"{int(code)} {' '.join(EXIT_CODE_MEANINGS[code].split())}" in help_text

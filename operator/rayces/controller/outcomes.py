@@ -127,7 +127,9 @@ def job_state(job: Mapping[str, Any]) -> JobState:
         failure_reason=str(failed.get("reason")) if failed and failed.get("reason") else None,
         failure_message=str(failed.get("message")) if failed and failed.get("message") else None,
         start_time=status.get("startTime"),
-        completion_time=status.get("completionTime"),
+        # completionTime is set only when a Job succeeds; a failed one ended when it was marked.
+        completion_time=status.get("completionTime")
+        or (failed.get("lastTransitionTime") if failed else None),
     )
 
 
