@@ -77,8 +77,24 @@ def migration(ready: bool = True, revision: str | None = SEED_REVISION) -> dict[
     }
 
 
+REFUSED = {
+    "kind": "precondition_failed",
+    "retryable": False,
+    "message": "organization acme (id 7) already exists and is owned by no Organization "
+    f"resource, not {UID}; nothing was changed",
+    "hint": 'annotate the Organization with rayces.io/adopt-existing: "true" (raycesctl: '
+    "--adopt) to adopt a row no resource owns, or choose another subdomain",
+}
+
+
 def seed_job(
-    *, succeeded: bool = True, created: bool = True, generation: int = 1, name: str = "org-1"
+    *,
+    succeeded: bool = True,
+    created: bool = True,
+    generation: int = 1,
+    name: str = "org-1",
+    error: dict[str, Any] | None = None,
+    intent: OrganizationIntent | None = None,
 ) -> OrganizationJob:
     result = {
         "schema_version": 1,
@@ -90,7 +106,7 @@ def seed_job(
         "organization_created": created,
     }
     if not succeeded:
-        result["error"] = {
+        result["error"] = error or {
             "kind": "connection",
             "retryable": True,
             "message": "could not connect",
@@ -99,14 +115,14 @@ def seed_job(
     return OrganizationJob(
         name=name,
         generation=generation,
-        intent=OrganizationIntent(action="seed"),
+        intent=intent or OrganizationIntent(action="seed"),
         created_at="2026-01-01T00:01:00Z",
         state=JobState(name=name, active=False, succeeded=succeeded, failed=not succeeded),
         pods=(
             PodState(
                 name=f"{name}-pod",
                 phase="Succeeded" if succeeded else "Failed",
-                exit_code=0 if succeeded else 3,
+                exit_code=0 if succeeded else (8 if error else 3),
                 termination_message=json.dumps(result),
                 finished_at="2026-01-01T11:59:58Z",
             ),
@@ -257,13 +273,47 @@ def test_a_seed_result_fills_status_and_a_new_schema_target_does_not_reseed() ->
     assert changed.job is not None, "a spec change re-runs the seed"
 
 
-def test_an_existing_row_no_resource_owns_is_stalled_unless_adopted() -> None:
-    decision = decide(organization(), jobs=(seed_job(created=False),))
+def test_a_seed_refused_for_ownership_is_stalled_subdomain_taken_without_retrying() -> None:
+    refused = seed_job(succeeded=False, error=REFUSED)
+    decision = decide(organization(), jobs=(refused,), peers=())
     assert phase(decision) == ("Stalled", "SubdomainTaken")
-    assert "rayces.io/adopt-existing" in conditions(decision)["Stalled"]["message"]
-    adopted = organization()
-    adopted["metadata"]["annotations"] = {"rayces.io/adopt-existing": "true"}
-    assert phase(decide(adopted, jobs=(seed_job(created=False),))) == ("Ready", "Seeded")
+    message = conditions(decision)["Stalled"]["message"]
+    assert "owned by no Organization resource" in message
+    assert 'rayces.io/adopt-existing: "true"' in message
+    assert decision.job is None and "retry" not in decision.status
+    assert conditions(decision)["Seeded"]["status"] == "False"
+    # a connection failure with the same shape is retried, not SubdomainTaken
+    transient = decide(organization(), jobs=(seed_job(succeeded=False),), peers=())
+    assert phase(transient) == ("Reconciling", "RetryScheduled")
+
+
+@pytest.mark.parametrize(
+    ("annotations", "adopt"),
+    [
+        pytest.param({"rayces.io/adopt-existing": "true"}, True, id="adopt-annotation"),
+        pytest.param({"rayces.io/retry": "1"}, False, id="retry-annotation"),
+    ],
+)
+def test_after_a_refusal_an_annotation_starts_a_new_seed(
+    annotations: dict[str, str], adopt: bool
+) -> None:
+    resource = organization()
+    resource["metadata"]["annotations"] = annotations
+    refused = seed_job(succeeded=False, error=REFUSED)
+    decision = decide(resource, jobs=(refused,), peers=())
+    assert decision.job is not None
+    command = decision.job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--owner") + 1] == UID
+    assert ("--adopt" in command) is adopt
+
+
+def test_a_seeded_organization_claims_its_row_with_adopt() -> None:
+    """A row seeded before owners were recorded is claimed, not refused, on the next seed."""
+    seeded = decide(organization(), jobs=(seed_job(),))
+    changed = decide(organization(generation=2, status=seeded.status), jobs=(seed_job(),), peers=())
+    assert changed.job is not None
+    command = changed.job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--adopt" in command
 
 
 def test_a_subdomain_held_by_an_earlier_organization_is_stalled_naming_it() -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from rayces.domain.errors import InvalidInputError, NotFoundError
+from rayces.domain.errors import InvalidInputError, NotFoundError, OwnershipConflictError
 from rayces.domain.seeds import SeedOptions, seed_organization
 from rayces.domain.tenants import (
     PURGE_ORDER,
@@ -177,3 +179,44 @@ def test_purge_order_covers_every_tenant_table() -> None:
 def test_an_unknown_slug_is_named(owner: Connection) -> None:
     with pytest.raises(NotFoundError, match="no organization has the slug 'nobody-here'"):
         purge_organization(owner, "nobody-here")
+
+
+def test_two_owners_racing_to_adopt_a_row_cannot_both_claim_it(
+    migrated_engine: Engine, factory: sessionmaker[Session]
+) -> None:
+    """The ownership check reads the row under `FOR UPDATE`: the second claimant waits for the
+    first one's transaction, then sees its owner and is refused with nothing changed."""
+    seed(factory, SeedOptions("race", name="Race"))
+    outcome: list[BaseException | dict[str, object]] = []
+
+    def second() -> None:
+        try:
+            outcome.append(seed(factory, SeedOptions("race", name="Second", owner="y", adopt=True)))
+        except BaseException as error:  # handed to the test's thread
+            outcome.append(error)
+
+    with factory() as first:
+        seed_organization(first, SeedOptions("race", name="First", owner="x", adopt=True), now=NOW)
+        thread = threading.Thread(target=second)
+        thread.start()
+        with migrated_engine.connect() as watcher:
+            deadline = time.monotonic() + 120
+            while not watcher.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ):
+                assert time.monotonic() < deadline, "the second seed never waited for the row"
+                assert thread.is_alive(), f"the second seed did not wait: {outcome}"
+                time.sleep(0.05)
+        first.commit()
+    thread.join(120)
+    assert len(outcome) == 1 and isinstance(outcome[0], OwnershipConflictError), outcome
+    assert outcome[0].owner == "x"
+    with migrated_engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT name, settings->>'rayces.io/owner' FROM organizations "
+                 "WHERE subdomain = 'race'")
+        ).one()  # fmt: skip
+    assert tuple(row) == ("First", "x")

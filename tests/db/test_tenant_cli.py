@@ -183,3 +183,94 @@ def test_text_output_for_people(database: str, capsys: pytest.CaptureFixture[str
     assert failed.out.startswith("rls: students: ")
     assert failed.err.startswith("raycesctl: error: 1 violation, first: rls: students: ")
     assert len(failed.err.strip().splitlines()) == 1
+
+
+def organization_row(database: str, slug: str) -> tuple[Any, ...]:
+    with connect(database) as connection:
+        return tuple(
+            connection.execute(
+                text(
+                    "SELECT id, name, subdomain, status, time_zone, settings::text, updated_at "
+                    "FROM organizations WHERE subdomain = :slug"
+                ),
+                {"slug": slug},
+            ).one()
+        )
+
+
+def seed_as(database: str, *extra: str) -> list[str]:
+    return ["seed", "--database-url", database, "--org", "acme", "--name", "Acme Renamed",
+            "--time-zone", "Europe/Madrid", "--suspended", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("held_by", "claimant", "named"),
+    [
+        pytest.param(None, "uid-x", "owned by no Organization resource", id="unowned"),
+        pytest.param("uid-y", "uid-x", "owned by Organization resource uid-y", id="owned-by-y"),
+    ],
+)
+def test_seed_for_an_owner_refuses_a_row_held_by_another_and_changes_nothing(
+    database: str,
+    capsys: pytest.CaptureFixture[str],
+    held_by: str | None,
+    claimant: str,
+    named: str,
+) -> None:
+    owner = ["--owner", held_by] if held_by else []
+    created = ["seed", "--database-url", database, "--org", "acme", *owner]
+    assert run(capsys, *created)[0] == 0
+    before = organization_row(database, "acme")
+    code, document, stderr = run(capsys, *seed_as(database, "--owner", claimant))
+    assert code == 8
+    assert document["error"]["kind"] == "precondition_failed"
+    assert named in document["error"]["message"]
+    assert "nothing was changed" in document["error"]["message"]
+    assert 'rayces.io/adopt-existing: "true"' in document["error"]["hint"]
+    assert len(stderr.strip().splitlines()) == 1
+    assert organization_row(database, "acme") == before
+
+
+@pytest.mark.parametrize(
+    ("held_by", "extra", "owner_after"),
+    [
+        pytest.param(None, ["--owner", "uid-x", "--adopt"], "uid-x", id="adopt-unowned"),
+        pytest.param("uid-x", ["--owner", "uid-x"], "uid-x", id="same-owner"),
+        pytest.param("uid-x", [], "uid-x", id="no-owner-given-as-before"),
+        pytest.param(None, [], None, id="unowned-without-owner-as-before"),
+    ],
+)
+def test_seed_updates_a_row_it_may_claim(
+    database: str,
+    capsys: pytest.CaptureFixture[str],
+    held_by: str | None,
+    extra: list[str],
+    owner_after: str | None,
+) -> None:
+    owner = ["--owner", held_by] if held_by else []
+    assert run(capsys, "seed", "--database-url", database, "--org", "acme", *owner)[0] == 0
+    code, document, _ = run(capsys, *seed_as(database, *extra))
+    assert code == 0, document
+    assert document["changed_fields"]["name"] == {"from": "acme", "to": "Acme Renamed"}
+    assert ("owner" in document["changed_fields"]) is (held_by is None and owner_after is not None)
+    _, name, _, status, zone, settings, _ = organization_row(database, "acme")
+    assert (name, status, zone) == ("Acme Renamed", "suspended", "Europe/Madrid")
+    assert json.loads(settings).get("rayces.io/owner") == owner_after
+
+
+def test_adopted_row_is_then_refused_to_a_second_owner(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "seed", "--database-url", database, "--org", "acme")[0] == 0
+    assert run(capsys, *seed_as(database, "--owner", "uid-x", "--adopt"))[0] == 0
+    code, document, _ = run(capsys, *seed_as(database, "--owner", "uid-y", "--adopt"))
+    assert code == 8
+    assert "owned by Organization resource uid-x" in document["error"]["message"]
+
+
+def test_adopt_without_owner_is_a_usage_error(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, document, _ = run(capsys, *seed_as(database, "--adopt"))
+    assert (code, document["error"]["kind"]) == (2, "usage")
+    assert "--adopt needs --owner" in document["error"]["message"]

@@ -34,6 +34,12 @@ T = TypeVar("T")
 
 _ORG_HELP = "the organization's slug (its subdomain, the Organization's spec.subdomain)"
 
+#: How to take over a row `seed --owner` refused because no Organization resource owns it.
+ADOPT_HINT = (
+    'annotate the Organization with rayces.io/adopt-existing: "true" (raycesctl: --adopt) to '
+    "adopt a row no resource owns, or choose another subdomain"
+)
+
 #: What `verify` checks, in the order it reports them.
 VERIFY_CHECKS = ("revision", "models", "rls", "ledger", "states", "bookings")
 
@@ -123,6 +129,17 @@ def add_parsers(commands: Subcommands, options: SharedOptions) -> None:
         choices=("minimal", "demo"),
         default="minimal",
         help="minimal: the roles; demo: also professionals, students, appointments, credits",
+    )
+    seed.add_argument(
+        "--owner",
+        metavar="ID",
+        help="claim the row for this owner (the operator passes its Organization's uid): an "
+        "existing row owned by another id, or by none, is refused (exit 8) with nothing changed",
+    )
+    seed.add_argument(
+        "--adopt",
+        action="store_true",
+        help="with --owner: take over an existing row that has no owner yet",
     )
 
     tenant = add_command(
@@ -217,7 +234,12 @@ def _text_lines(result: TenantResult) -> list[str]:
 def _domain_errors(command: str) -> Iterator[None]:
     """The domain's and tenancy's errors as the `MigrationsError`s dispatch reports: bad input
     is a usage error, a rule the data does not allow a failed precondition."""
-    from rayces.domain.errors import DomainError, InvalidInputError, NotFoundError
+    from rayces.domain.errors import (
+        DomainError,
+        InvalidInputError,
+        NotFoundError,
+        OwnershipConflictError,
+    )
     from rayces.domain.state_machines import StateMachineError
     from rayces.migrations.errors import PreconditionFailedError, UsageError
     from rayces.tenancy import TenancyError
@@ -228,6 +250,8 @@ def _domain_errors(command: str) -> Iterator[None]:
         raise UsageError(error.message, hint=f"see `raycesctl {command} --help`") from error
     except NotFoundError as error:  # its message says how to fix it
         raise PreconditionFailedError(error.message) from error
+    except OwnershipConflictError as error:
+        raise PreconditionFailedError(error.message, hint=ADOPT_HINT) from error
     except (DomainError, StateMachineError, TenancyError) as error:
         raise PreconditionFailedError(
             error.message, hint="nothing was changed; fix what the message names and run again"
@@ -294,6 +318,8 @@ def seed_command(invocation: Invocation) -> int:
             initial_credits=args.initial_credits,
             slot_days=args.slot_days,
             profile=args.profile,
+            owner=args.owner,
+            adopt=args.adopt,
         ).validated()
         engine = _engine(invocation.database())
         try:

@@ -338,22 +338,29 @@ class OrganizationIntent:
 
     :param attempt: 1 for the first try; a retry after a transient failure is a new Job.
     :param retry_token: the `rayces.io/retry` value acted on, so a retry request is a new Job.
+    :param adopt: a seed that may take over a row no Organization resource owns (`--adopt`),
+        so adding the adopt annotation after a refusal is a new Job.
     """
 
     action: OrganizationAction
     attempt: int = 1
     retry_token: str = ""
+    adopt: bool = False
 
     def digest(self) -> str:
-        document = json.dumps([self.action, self.attempt, self.retry_token])
+        parts: list[object] = [self.action, self.attempt, self.retry_token]
+        document = json.dumps([*parts, "adopt"] if self.adopt else parts)
         return hashlib.sha256(document.encode()).hexdigest()[:8]
 
     def to_annotation(self) -> str:
-        return json.dumps(
-            {"action": self.action, "attempt": self.attempt, "retryToken": self.retry_token},
-            separators=(",", ":"),
-            sort_keys=True,
-        )
+        document: dict[str, object] = {
+            "action": self.action,
+            "attempt": self.attempt,
+            "retryToken": self.retry_token,
+        }
+        if self.adopt:
+            document["adopt"] = True
+        return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_annotation(cls, text: str) -> OrganizationIntent | None:
@@ -367,6 +374,7 @@ class OrganizationIntent:
                 action=action,
                 attempt=int(document["attempt"]),
                 retry_token=str(document.get("retryToken") or ""),
+                adopt=document.get("adopt") is True,
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -377,8 +385,15 @@ def organization_job_name(owner: Owner, intent: OrganizationIntent) -> str:
     return f"org-{owner.uid.replace('-', '')[:10]}-g{owner.generation}-{intent.digest()}"
 
 
-def organization_arguments(spec: OrganizationSpec, intent: OrganizationIntent) -> list[str]:
-    """The command line of an Organization Job: the spec as `raycesctl seed` options."""
+def organization_arguments(
+    spec: OrganizationSpec, intent: OrganizationIntent, *, owner_uid: str | None = None
+) -> list[str]:
+    """The command line of an Organization Job: the spec as `raycesctl seed` options.
+
+    A seed for a resource claims the row with `--owner <uid>` (and `--adopt` when the intent
+    allows taking over a row no resource owns), so a row held by someone else is refused by
+    the seed itself, before it changes anything.
+    """
     result = ["--output", "json", "--termination-message-path", TERMINATION_MESSAGE_PATH]
     if intent.action == "archive":
         return ["raycesctl", "tenant", "archive", "--org", spec.subdomain, *result]
@@ -402,6 +417,8 @@ def organization_arguments(spec: OrganizationSpec, intent: OrganizationIntent) -
     ]
     if spec.roles:
         arguments += ["--roles", ",".join(spec.roles)]
+    if owner_uid is not None:
+        arguments += ["--owner", owner_uid, *(["--adopt"] if intent.adopt else [])]
     return arguments + result
 
 
@@ -437,7 +454,7 @@ def build_organization_job(
             "controller": True,
             "blockOwnerDeletion": True,
         },
-        command=organization_arguments(spec, intent),
+        command=organization_arguments(spec, intent, owner_uid=owner.uid),
         database=migration.database,
         job=replace(migration.job, backoff_limit=min(migration.job.backoff_limit, 2)),
         settings=settings,

@@ -42,7 +42,7 @@ from rayces.controller.specs import (
     parse_organization_spec,
     parse_schema_migration_spec,
 )
-from rayces.migrations.results import TenantResult
+from rayces.migrations.results import ErrorKind, TenantResult
 
 #: The first revision with everything `raycesctl seed` writes (roles, RLS, state machines).
 SEED_REVISION = "20250718000017"
@@ -173,6 +173,13 @@ class _Builder:
         self.annotations: Mapping[str, Any] = self.metadata.get("annotations") or {}
         self.retry_token = str(self.annotations.get(RETRY_ANNOTATION) or "")
         self.old: Mapping[str, Any] = observed.resource.get("status") or {}
+        # A seed may take over a row no resource owns when asked to, or when this resource
+        # seeded the row before (its status has the id: a row seeded before owners were
+        # recorded is claimed, not refused).
+        self.adopt = (
+            str(self.annotations.get(ADOPT_ANNOTATION) or "") == "true"
+            or self.old.get("organizationId") is not None
+        )
         self.status: dict[str, Any] = {
             key: value for key, value in self.old.items() if key != "conditions"
         }
@@ -324,7 +331,9 @@ def reconcile_organization(
     epoch = [
         job
         for job in seeds
-        if job.generation == builder.generation and job.intent.retry_token == builder.retry_token
+        if job.generation == builder.generation
+        and job.intent.retry_token == builder.retry_token
+        and job.intent.adopt == builder.adopt
     ]
     latest = max(epoch, key=lambda job: (job.created_at, job.intent.attempt), default=None)
     if builder.seeded[0] and (latest is None or builder.status.get("lastJob") == latest.name):
@@ -414,21 +423,6 @@ def _after_seed(
 ) -> OrganizationDecision | None:
     outcome, result = _result(latest)
     if outcome.succeeded:
-        first = builder.old.get("organizationId") is None
-        adopt = str(builder.annotations.get(ADOPT_ANNOTATION) or "") == "true"
-        if first and result is not None and result.organization_created is False and not adopt:
-            builder.status["lastJob"] = latest.name
-            return builder.decide(
-                Verdict(
-                    "stalled",
-                    "SubdomainTaken",
-                    f"an organizations row with subdomain {spec.subdomain} (id "
-                    f"{result.organization_id}) already existed and no Organization resource "
-                    f"owned it; if it is this tenant, set the annotation {ADOPT_ANNOTATION}: "
-                    "'true', else choose another subdomain",
-                ),
-                finalizer=adding,
-            )
         if builder.status.get("lastJob") != latest.name:
             changed = ", ".join(sorted((result.changed_fields or {}) if result else ()))
             builder.events.append(
@@ -451,6 +445,22 @@ def _after_seed(
         return _ready(builder, spec, adding)
     builder.status["lastJob"] = latest.name
     builder.status["job"] = latest.name
+    error = result.error if result is not None and result.error is not None else outcome.error
+    if error is not None and error.kind is ErrorKind.PRECONDITION_FAILED:
+        # The seed's only precondition: `--owner` found the row held by another owner, or by
+        # none, and changed nothing. Retrying cannot help; the adopt annotation or
+        # `rayces.io/retry` (once the row is freed) starts a new Job.
+        builder.status.pop("retry", None)
+        builder.seeded = (False, "SubdomainTaken", f"Job {latest.name} changed nothing")
+        return builder.decide(
+            Verdict(
+                "stalled",
+                "SubdomainTaken",
+                f"Job {latest.name} refused subdomain {spec.subdomain}: "
+                f"{_error_text(outcome, result)}",
+            ),
+            finalizer=adding,
+        )
     retryable = outcome.error is not None and outcome.error.retryable
     attempt = latest.intent.attempt
     settings = builder.settings
@@ -555,7 +565,9 @@ def _next_seed(
             finalizer=adding,
             requeue_after=builder.settings.resync_seconds * 12,
         )
-    intent = OrganizationIntent(action="seed", attempt=attempt, retry_token=builder.retry_token)
+    intent = OrganizationIntent(
+        action="seed", attempt=attempt, retry_token=builder.retry_token, adopt=builder.adopt
+    )
     manifest = build_organization_job(builder.owner, spec, intent, migration, builder.settings)
     name = organization_job_name(builder.owner, intent)
     builder.status["job"] = name

@@ -33,3 +33,15 @@ class DuplicatePaymentError(DomainError):
 
 class SlotUnavailableError(DomainError):
     """The time slot is booked, blocked or gone."""
+
+
+class OwnershipConflictError(DomainError):
+    """The organization row belongs to another owner (or to none, and adopting was not asked
+    for); nothing was changed.
+
+    :param owner: the current owner's id, or None when the row has none.
+    """
+
+    def __init__(self, message: str, *, owner: str | None) -> None:
+        super().__init__(message)
+        self.owner = owner

@@ -7,6 +7,13 @@ found by a natural key before it is created (users by e-mail, roles by name, app
 `metadata.seed` key, purchases by their payment reference), so a second run with the same
 options changes nothing and reports zero rows created.
 
+Ownership: with `owner` (the operator passes its `Organization` resource's uid), the row records
+its owner in `organizations.settings` under `OWNER_SETTING` (a jsonb key, so no schema revision),
+and a seed for another owner changes nothing: the row is locked (`SELECT ... FOR UPDATE`) and
+checked before anything is written, in the seed's one transaction, so two seeds racing for the
+same subdomain cannot both claim it. A row with no owner is taken over only with `adopt`.
+Without `owner` (a person at the command line) the seed brings any row in line, as before.
+
 Profiles:
 
 - `minimal`: the organization and its roles;
@@ -25,7 +32,11 @@ from typing import Any, Literal
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from rayces.domain.errors import DuplicatePaymentError, InvalidInputError
+from rayces.domain.errors import (
+    DuplicatePaymentError,
+    InvalidInputError,
+    OwnershipConflictError,
+)
 from rayces.domain.ledger import add_credits
 from rayces.domain.lifecycle import AppointmentLifecycle
 from rayces.domain.scheduling import generate_time_slots, time_zone
@@ -46,6 +57,8 @@ Profile = Literal["minimal", "demo"]
 PROFILES: tuple[Profile, ...] = ("minimal", "demo")
 DEFAULT_ROLES = ("admin", "staff", "professional", "client")
 MAX_SLOT_DAYS = 366
+#: The key of `organizations.settings` that holds the id of the resource that owns the row.
+OWNER_SETTING = "rayces.io/owner"
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,10 @@ class SeedOptions:
     initial_credits: int = 0
     slot_days: int = 14
     profile: Profile = "minimal"
+    #: who claims the row (an Organization resource's uid); None: no ownership check
+    owner: str | None = None
+    #: take over a row that has no owner yet
+    adopt: bool = False
 
     def validated(self) -> SeedOptions:
         """These options, or `InvalidInputError` naming the first one that is wrong."""
@@ -79,6 +96,10 @@ class SeedOptions:
             raise InvalidInputError(f"--profile must be one of {', '.join(PROFILES)}")
         if any(not role.strip() for role in self.roles):
             raise InvalidInputError("--roles must not contain an empty name")
+        if self.owner is not None and not self.owner.strip():
+            raise InvalidInputError("--owner must not be blank")
+        if self.adopt and self.owner is None:
+            raise InvalidInputError("--adopt needs --owner: the owner that takes the row over")
         return self
 
 
@@ -119,13 +140,17 @@ def _organization(session: Session, options: SeedOptions) -> tuple[Organization,
             name=options.name or options.subdomain,
             time_zone=options.time_zone,
             status=status.value,
+            settings={OWNER_SETTING: options.owner} if options.owner is not None else {},
         )
         session.add(organization)
         session.flush()
         report = SeedReport(organization.id, organization_created=True)
         report.rows_created["organizations"] += 1
         return organization, report
+    adopted = _claim(organization, options)
     report = SeedReport(organization.id, organization_created=False)
+    if adopted:
+        report.changed_fields["owner"] = {"from": None, "to": options.owner}
     wanted: dict[str, Any] = {"time_zone": options.time_zone}
     if options.name is not None:
         wanted["name"] = options.name
@@ -138,6 +163,31 @@ def _organization(session: Session, options: SeedOptions) -> tuple[Organization,
             setattr(organization, column, value)
     session.flush()
     return organization, report
+
+
+def owner_of(organization: Organization) -> str | None:
+    """The id of the resource that owns the row, or None."""
+    owner = (organization.settings or {}).get(OWNER_SETTING)
+    return str(owner) if owner else None
+
+
+def _claim(organization: Organization, options: SeedOptions) -> bool:
+    """Refuse, before anything is written, a seed whose owner does not hold the (locked) row;
+    record the owner when it adopts a row that had none (then True)."""
+    if options.owner is None:
+        return False
+    owner = owner_of(organization)
+    if owner == options.owner:
+        return False
+    if owner is None and options.adopt:
+        organization.settings = {**(organization.settings or {}), OWNER_SETTING: options.owner}
+        return True
+    held_by = f"Organization resource {owner}" if owner else "no Organization resource"
+    raise OwnershipConflictError(
+        f"organization {options.subdomain} (id {organization.id}) already exists and is owned "
+        f"by {held_by}, not {options.owner}; nothing was changed",
+        owner=owner,
+    )
 
 
 def _user(session: Session, report: SeedReport, email: str, name: str, role: UserRole) -> User:
