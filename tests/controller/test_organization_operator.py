@@ -305,6 +305,57 @@ def test_a_subdomain_taken_by_another_organization_is_stalled_naming_it(
                 organizations.gone(name)
 
 
+def full_row(url: str, subdomain: str) -> tuple[Any, ...]:
+    """Every column of the organizations row, as the database holds it."""
+    with psycopg.connect(url) as connection:
+        found = connection.execute(
+            "SELECT id, name, subdomain, status, time_zone, settings::text, created_at, "
+            "updated_at, xmin::text FROM organizations WHERE subdomain = %s",
+            (subdomain,),
+        ).fetchone()
+    assert found is not None
+    return tuple(found)
+
+
+def test_an_existing_row_no_resource_owns_is_stalled_unchanged_until_adopted(
+    operator_cluster: Cluster, postgres_server_url: str
+) -> None:
+    organizations = Organizations(operator_cluster)
+    name = unique("taken")
+    with (
+        temporary_database(postgres_server_url, prefix="orgunowned") as url,
+        schema(operator_cluster, url) as migration,
+    ):
+        made = raycesctl("seed", "--database-url", url, "--org", name, "--name", "Theirs")
+        assert made.returncode == 0, made.stderr
+        before = full_row(url, name)
+        try:
+            operator_cluster.apply(
+                organization(
+                    name, migration, displayName="Ours", timeZone="Asia/Tokyo", suspended=True
+                )
+            )
+            status = organizations.wait_for(name, "Stalled", "SubdomainTaken")
+            message = {c["type"]: c for c in status["conditions"]}["Stalled"]["message"]
+            assert "no Organization resource" in message
+            assert 'rayces.io/adopt-existing: "true"' in message
+            assert "organizationId" not in status
+            assert full_row(url, name) == before, "a refused seed changed the row"
+            kubectl(
+                operator_cluster.plane.kubeconfig,
+                "-n", NAMESPACE, "annotate", f"organization/{name}",
+                "rayces.io/adopt-existing=true",
+            )  # fmt: skip
+            adopted = organizations.wait_for(name, "Ready", "Seeded")
+            assert adopted["organizationId"] == before[0]
+            assert row(url, name) == ("Ours", "suspended", "Asia/Tokyo")
+            uid = (organizations.get(name) or {})["metadata"]["uid"]
+            assert json.loads(full_row(url, name)[5])["rayces.io/owner"] == uid
+        finally:
+            organizations.delete(name)
+            organizations.gone(name)
+
+
 def test_the_operator_restarted_mid_seed_finishes_it(
     operator_cluster: Cluster, running_operator: OperatorProcess, postgres_server_url: str
 ) -> None:
