@@ -12,7 +12,8 @@ RAYCES_SKIP_CONTROL_PLANE=1), and CI (CI=true) refuses even that.
 realnode.py) to that control plane, with the project's image (hack/build-image.sh) imported.
 Its Pods run as real containers of the image. Use it through `node_namespace`, a namespace
 whose Pods (and so a Job's Pods) go to the real node, and `pod_database_url`, a fresh test
-database as such a Pod reaches it. Other namespaces keep the node emulator.
+database as such a Pod reaches it. Other namespaces keep the node emulator. `node_operator`
+(one per test module) is an operator whose Jobs run there, and `node_cluster` its admin helpers.
 """
 
 from __future__ import annotations
@@ -257,5 +258,62 @@ def operator_cluster(
     yield Cluster(plane=deployed, api=api_client)
     running_operator.sample_memory()
     refused = forbidden_lines(running_operator.log_text()[log_start:])
+    if refused:
+        pytest.fail(f"the operator was refused by RBAC: {refused[0][:500]}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def node_operator(
+    real_node: RealNode, deployed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """An operator of its own namespace, claimed by the real node, Jobs of the project image.
+
+    It runs as the `rayces-operator` ServiceAccount bound to deploy/'s Role in that namespace,
+    with `RAYCES_JOB_IMAGE` set to the image containerd holds.
+    """
+    from tests.controller.operator_support import (
+        TEST_SETTINGS,
+        OperatorProcess,
+        install_operator_identity,
+        operator_role,
+        service_account_kubeconfig_for,
+    )
+
+    namespace = f"node-ops-{uuid.uuid4().hex[:8]}"
+    deployed.create_namespace(namespace)
+    # Claimed before the operator creates any Job, so every Pod goes to the real node.
+    real_node.claim_namespace(namespace)
+    install_operator_identity(deployed, namespace, operator_role()["rules"])
+    directory = tmp_path_factory.mktemp("node-operator")
+    operator = OperatorProcess(
+        kubeconfig=service_account_kubeconfig_for(deployed, namespace, directory / "kubeconfig"),
+        log_path=directory / "operator.log",
+        namespace=namespace,
+        environment={**TEST_SETTINGS, "RAYCES_JOB_IMAGE": real_node.image},
+    )
+    operator.start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
+        with deployed.api_client() as api:
+            client.CoreV1Api(api).delete_namespace(namespace)
+        log_directory = os.environ.get("RAYCES_CONTROLPLANE_LOG_DIR")
+        if log_directory:
+            destination = Path(log_directory)
+            destination.mkdir(parents=True, exist_ok=True)
+            (destination / f"{namespace}-operator.log").write_text(operator.log_text())
+
+
+@pytest.fixture
+def node_cluster(
+    node_operator: OperatorProcess, api_client: client.ApiClient, deployed: ControlPlane
+) -> Iterator[Cluster]:
+    """Admin helpers in the node operator's namespace; a 403 in its log fails the test."""
+    from tests.controller.operator_support import Cluster, forbidden_lines
+
+    log_start = len(node_operator.log_text())
+    yield Cluster(plane=deployed, api=api_client, namespace=node_operator.namespace)
+    refused = forbidden_lines(node_operator.log_text()[log_start:])
     if refused:
         pytest.fail(f"the operator was refused by RBAC: {refused[0][:500]}", pytrace=False)

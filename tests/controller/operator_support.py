@@ -29,9 +29,10 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, watch
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.processes import ManagedProcess, start_process
+from tests.controlplane.realnode import RealNode
 
 from rayces.migrations.locking import MIGRATION_LOCK_KEY
 
@@ -40,6 +41,7 @@ DEPLOY_DIR = REPOSITORY / "deploy"
 NAMESPACE = "raycesv3"
 SERVICE_ACCOUNT = "rayces-operator"
 GROUP, VERSION, PLURAL = "rayces.io", "v1alpha1", "schemamigrations"
+ORGANIZATIONS = "organizations"
 #: Settings that keep retries short in tests (the defaults are 10 s doubling to 5 min), yet long
 #: enough that a scheduled retry is still ahead when the operator notices a failure.
 TEST_SETTINGS = {
@@ -355,6 +357,7 @@ def schema_migration(
     target: str = "head",
     *,
     key: str | None = None,
+    namespace: str = NAMESPACE,
     **spec: Any,
 ) -> dict[str, Any]:
     reference: dict[str, Any] = {"name": secret}
@@ -363,7 +366,7 @@ def schema_migration(
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "SchemaMigration",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {"database": {"urlSecretRef": reference}, "targetRevision": target, **spec},
     }
 
@@ -476,3 +479,176 @@ def baseline_with_duplicate_emails(url: str) -> None:
             "INSERT INTO users (name, email, created_at, updated_at) VALUES "
             "('a', 'twin@example.test', now(), now()), ('b', 'twin@example.test', now(), now())"
         )
+
+
+# ---------------------------------------------------------------- Organizations
+
+
+def organization(
+    name: str,
+    migration: str,
+    subdomain: str | None = None,
+    *,
+    namespace: str = NAMESPACE,
+    **spec: Any,
+) -> dict[str, Any]:
+    """An Organization manifest whose tenant is seeded on the database of `migration`."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Organization",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "subdomain": subdomain or name,
+            "displayName": spec.pop("displayName", name.title()),
+            "schemaMigrationRef": {"name": migration},
+            **spec,
+        },
+    }
+
+
+class Organizations:
+    """Admin-side reads of the Organizations of the cluster helpers' namespace."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.namespace = cluster.namespace
+        self.custom = client.CustomObjectsApi(cluster.api)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        try:
+            found = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, ORGANIZATIONS, name
+            )
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        assert isinstance(found, dict)
+        return found
+
+    def condition(self, name: str, kind: str) -> dict[str, Any]:
+        resource = self.get(name) or {}
+        for item in (resource.get("status") or {}).get("conditions") or []:
+            if item.get("type") == kind:
+                return dict(item)
+        return {}
+
+    def wait_for(
+        self, name: str, kind: str, reason: str | None = None, timeout: float = 240.0
+    ) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            resource = self.get(name)
+            if resource is None:
+                return None
+            status = resource.get("status") or {}
+            if status.get("observedGeneration") != resource["metadata"]["generation"]:
+                return None
+            for item in status.get("conditions") or []:
+                if (
+                    item.get("type") == kind
+                    and item.get("status") == "True"
+                    and (reason is None or item.get("reason") == reason)
+                ):
+                    return dict(status)
+            return None
+
+        return eventually(f"organization {name} {kind} {reason or ''}", probe, timeout)
+
+    def gone(self, name: str, timeout: float = 240.0) -> None:
+        eventually(f"organization {name} deleted", lambda: self.get(name) is None or None, timeout)
+
+    def delete(self, name: str) -> None:
+        with contextlib.suppress(client.ApiException):
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, ORGANIZATIONS, name
+            )
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [
+            event
+            for event in self.cluster.events_of(name)
+            if event["involvedObject"]["kind"] == "Organization"
+        ]
+
+
+def row(url: str, subdomain: str) -> tuple[str, str, str] | None:
+    """The tenant's (name, status, time_zone) in the organizations table, or None."""
+    with psycopg.connect(url) as connection:
+        found = connection.execute(
+            "SELECT name, status, time_zone FROM organizations WHERE subdomain = %s",
+            (subdomain,),
+        ).fetchone()
+    return None if found is None else (str(found[0]), str(found[1]), str(found[2]))
+
+
+# ---------------------------------------------------------------- Pods on the real node
+
+
+def pods_of(cluster: Cluster, job: str) -> list[dict[str, Any]]:
+    """The Pods of Job `job`, as plain dicts."""
+    pods = client.CoreV1Api(cluster.api).list_namespaced_pod(
+        cluster.namespace, label_selector=f"job-name={job}"
+    )
+    items: list[dict[str, Any]] = cluster.plain(pods)["items"]
+    return items
+
+
+def assert_pod_ran_on_the_real_node(pod: Mapping[str, Any], node: RealNode) -> None:
+    """`pod` ran as a container of the project image on the real node: uid 10001, read-only root."""
+    assert pod["spec"]["nodeName"] == node.name
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == node.image
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["securityContext"]["runAsUser"] == 10001
+    (state,) = pod["status"]["containerStatuses"]
+    assert "terminated" in state["state"], state
+    assert state["containerID"].startswith("containerd://")
+
+
+def assert_ran_on_the_real_node(cluster: Cluster, node: RealNode, job: str) -> None:
+    """The one Pod of Job `job` ran as a container of the project image on the real node."""
+    (pod,) = pods_of(cluster, job)
+    assert_pod_ran_on_the_real_node(pod, node)
+
+
+def terminated_pod(
+    cluster: Cluster,
+    resource_version: str,
+    *,
+    field_selector: str = "",
+    label_selector: str = "",
+    timeout: int = 180,
+) -> dict[str, Any]:
+    """The first selected Pod seen, from `resource_version` on, with a terminated container.
+
+    Watching from a version taken beforehand sees the Pod even when the garbage collector has
+    deleted it since (a purge Job goes with its Organization).
+    """
+    stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+        client.CoreV1Api(cluster.api).list_namespaced_pod,
+        cluster.namespace,
+        field_selector=field_selector,
+        label_selector=label_selector,
+        resource_version=resource_version,
+        timeout_seconds=timeout,
+    )
+    for event in stream:
+        pod: dict[str, Any] = cluster.plain(event["object"])
+        for status in pod["status"].get("containerStatuses") or []:
+            if (status.get("state") or {}).get("terminated"):
+                return pod
+    selected = field_selector or label_selector
+    raise AssertionError(f"no pod ({selected}) reported its container's end within {timeout}s")
+
+
+def terminated_state(cluster: Cluster, pod: Mapping[str, Any]) -> dict[str, Any]:
+    """Watch `pod` from its current version until its container has terminated; that state."""
+    ended = terminated_pod(
+        cluster,
+        pod["metadata"]["resourceVersion"],
+        field_selector=f"metadata.name={pod['metadata']['name']}",
+    )
+    (status,) = ended["status"]["containerStatuses"]
+    found: dict[str, Any] = status["state"]["terminated"]
+    return found

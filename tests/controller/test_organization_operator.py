@@ -13,7 +13,6 @@ import json
 import os
 import random
 import string
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,15 @@ from tests.controller.operator_support import (
     NAMESPACE,
     Cluster,
     OperatorProcess,
+    Organizations,
     applied,
     eventually,
     kubectl,
+    organization,
     raycesctl,
+    row,
     schema_migration,
+    unique,
 )
 from tests.controller.test_health import kstatus_binary, kstatus_of, lua_health
 
@@ -40,97 +43,6 @@ from rayces.migrations.embedded import temporary_database
 __all__ = ["kstatus_binary"]  # the fixture, shared with test_health
 
 GROUP, VERSION, PLURAL = "rayces.io", "v1alpha1", "organizations"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def organization(
-    name: str, migration: str, subdomain: str | None = None, **spec: Any
-) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Organization",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "subdomain": subdomain or name,
-            "displayName": spec.pop("displayName", name.title()),
-            "schemaMigrationRef": {"name": migration},
-            **spec,
-        },
-    }
-
-
-class Organizations:
-    """Admin-side reads of Organizations."""
-
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.custom = client.CustomObjectsApi(cluster.api)
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        try:
-            found = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, NAMESPACE, PLURAL, name
-            )
-        except client.ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        assert isinstance(found, dict)
-        return found
-
-    def condition(self, name: str, kind: str) -> dict[str, Any]:
-        resource = self.get(name) or {}
-        for item in (resource.get("status") or {}).get("conditions") or []:
-            if item.get("type") == kind:
-                return dict(item)
-        return {}
-
-    def wait_for(
-        self, name: str, kind: str, reason: str | None = None, timeout: float = 240.0
-    ) -> dict[str, Any]:
-        def probe() -> dict[str, Any] | None:
-            resource = self.get(name)
-            if resource is None:
-                return None
-            status = resource.get("status") or {}
-            if status.get("observedGeneration") != resource["metadata"]["generation"]:
-                return None
-            for item in status.get("conditions") or []:
-                if (
-                    item.get("type") == kind
-                    and item.get("status") == "True"
-                    and (reason is None or item.get("reason") == reason)
-                ):
-                    return dict(status)
-            return None
-
-        return eventually(f"organization {name} {kind} {reason or ''}", probe, timeout)
-
-    def gone(self, name: str, timeout: float = 240.0) -> None:
-        eventually(f"organization {name} deleted", lambda: self.get(name) is None or None, timeout)
-
-    def delete(self, name: str) -> None:
-        with contextlib.suppress(client.ApiException):
-            self.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [
-            event
-            for event in self.cluster.events_of(name)
-            if event["involvedObject"]["kind"] == "Organization"
-        ]
-
-
-def row(url: str, subdomain: str) -> tuple[str, str, str] | None:
-    with psycopg.connect(url) as connection:
-        found = connection.execute(
-            "SELECT name, status, time_zone FROM organizations WHERE subdomain = %s",
-            (subdomain,),
-        ).fetchone()
-    return None if found is None else (str(found[0]), str(found[1]), str(found[2]))
 
 
 @contextlib.contextmanager

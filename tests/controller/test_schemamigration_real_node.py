@@ -6,113 +6,38 @@ holds. Every Job it starts therefore runs `raycesctl` as uid 10001 on a read-onl
 the test PostgreSQL through the node's bridge (the Secret holds `pod_database_url`), writes its
 JSON result to the termination message, and gets a real SIGTERM when its Pod is deleted.
 
-The same scenarios with more detail (events, history, printer columns) run against the node
-emulator in test_schemamigration_operator.py; these prove the image and the node keep them true.
+The operator and its admin helpers are conftest.py's `node_operator` and `node_cluster`. The
+same scenarios with more detail (events, history, printer columns) run against the node emulator
+in test_schemamigration_operator.py; these prove the image and the node keep them true.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from kubernetes import client, watch
+from kubernetes import client
 from tests.controller.operator_support import (
     BASELINE,
-    TEST_SETTINGS,
     Cluster,
-    OperatorProcess,
+    assert_ran_on_the_real_node,
     baseline_with_duplicate_emails,
     database_revision,
     eventually,
-    forbidden_lines,
     head_revision,
-    install_operator_identity,
     migration_lock_held,
-    operator_role,
+    pods_of,
     revisions,
     schema_migration,
-    service_account_kubeconfig_for,
+    terminated_state,
     unique,
 )
-from tests.controlplane.harness import ControlPlane
 from tests.controlplane.realnode import RealNode
 
 from rayces.migrations.results import ExitCode, MigrationResult
 
 
-@pytest.fixture(scope="module")
-def node_operator(
-    real_node: RealNode, deployed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    """An operator of its own namespace, claimed by the real node, Jobs of the project image."""
-    namespace = f"node-ops-{uuid.uuid4().hex[:8]}"
-    deployed.create_namespace(namespace)
-    # Claimed before the operator creates any Job, so every Pod goes to the real node.
-    real_node.claim_namespace(namespace)
-    install_operator_identity(deployed, namespace, operator_role()["rules"])
-    directory = tmp_path_factory.mktemp("node-operator")
-    operator = OperatorProcess(
-        kubeconfig=service_account_kubeconfig_for(deployed, namespace, directory / "kubeconfig"),
-        log_path=directory / "operator.log",
-        namespace=namespace,
-        environment={**TEST_SETTINGS, "RAYCES_JOB_IMAGE": real_node.image},
-    )
-    operator.start()
-    try:
-        yield operator
-    finally:
-        operator.stop()
-        with deployed.api_client() as api:
-            client.CoreV1Api(api).delete_namespace(namespace)
-        log_directory = os.environ.get("RAYCES_CONTROLPLANE_LOG_DIR")
-        if log_directory:
-            destination = Path(log_directory)
-            destination.mkdir(parents=True, exist_ok=True)
-            (destination / "node-operator.log").write_text(operator.log_text())
-
-
-@pytest.fixture
-def node_cluster(
-    node_operator: OperatorProcess, api_client: client.ApiClient, deployed: ControlPlane
-) -> Iterator[Cluster]:
-    """Admin helpers in the node operator's namespace; a 403 in its log fails the test."""
-    log_start = len(node_operator.log_text())
-    yield Cluster(plane=deployed, api=api_client, namespace=node_operator.namespace)
-    refused = forbidden_lines(node_operator.log_text()[log_start:])
-    if refused:
-        pytest.fail(f"the operator was refused by RBAC: {refused[0][:500]}", pytrace=False)
-
-
 def apply_in(cluster: Cluster, name: str, secret: str, **spec: Any) -> None:
-    manifest = schema_migration(name, secret, **spec)
-    manifest["metadata"]["namespace"] = cluster.namespace
-    cluster.apply(manifest)
-
-
-def pods_of(cluster: Cluster, job: str) -> list[dict[str, Any]]:
-    pods = client.CoreV1Api(cluster.api).list_namespaced_pod(
-        cluster.namespace, label_selector=f"job-name={job}"
-    )
-    items: list[dict[str, Any]] = cluster.plain(pods)["items"]
-    return items
-
-
-def assert_ran_on_the_real_node(cluster: Cluster, real_node: RealNode, job: str) -> None:
-    """The Job's Pod ran as a container of the project image on the real node."""
-    (pod,) = pods_of(cluster, job)
-    assert pod["spec"]["nodeName"] == real_node.name
-    (container,) = pod["spec"]["containers"]
-    assert container["image"] == real_node.image
-    assert container["imagePullPolicy"] == "IfNotPresent"
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert pod["spec"]["securityContext"]["runAsUser"] == 10001
-    (state,) = pod["status"]["containerStatuses"]
-    assert "terminated" in state["state"], state
-    assert state["containerID"].startswith("containerd://")
+    cluster.apply(schema_migration(name, secret, namespace=cluster.namespace, **spec))
 
 
 def test_to_head_on_the_real_node(
@@ -158,26 +83,6 @@ def test_a_failing_revision_is_rolled_back_on_the_real_node(
             assert_ran_on_the_real_node(node_cluster, real_node, job)
     finally:
         node_cluster.delete(name)
-
-
-def terminated_state(cluster: Cluster, pod: dict[str, Any]) -> dict[str, Any]:
-    """Watch `pod` from its current version until its container has terminated; that state."""
-    core = client.CoreV1Api(cluster.api)
-    stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-        core.list_namespaced_pod,
-        cluster.namespace,
-        field_selector=f"metadata.name={pod['metadata']['name']}",
-        resource_version=pod["metadata"]["resourceVersion"],
-        timeout_seconds=180,
-    )
-    for event in stream:
-        statuses = cluster.plain(event["object"])["status"].get("containerStatuses") or []
-        for status in statuses:
-            ended = (status.get("state") or {}).get("terminated")
-            if ended:
-                found: dict[str, Any] = ended
-                return found
-    raise AssertionError(f"pod {pod['metadata']['name']} never reported its container's end")
 
 
 def test_a_deleted_pod_is_interrupted_by_sigterm_and_retried_on_the_real_node(
