@@ -583,6 +583,28 @@ def test_data_loss_refused_is_stalled_until_the_spec_allows_it() -> None:
     )
 
 
+def test_a_first_migrate_refused_above_the_target_turns_into_a_rollback() -> None:
+    # A new resource does not know the database's revision: its first Job is `migrate`, which
+    # refuses to go down and reports where the database is.
+    refused = finished_job(
+        JobIntent("migrate", "r2"), exit_code=2, result=result("r4", "r4", ErrorKind.USAGE)
+    )
+    decision = decide(resource({"targetRevision": "r2"}), refused)
+    assert decision.status["currentRevision"] == "r4"
+    assert decision.job is not None
+    assert decision.job["metadata"]["labels"]["rayces.io/action"] == "rollback"
+    assert true_condition(decision) == ("Reconciling", "JobStarting")
+
+
+def test_a_usage_error_not_explained_by_the_revision_still_stalls() -> None:
+    refused = finished_job(
+        JobIntent("migrate", "r4"), exit_code=2, result=result("r1", "r1", ErrorKind.USAGE)
+    )
+    decision = decide(resource(), refused)
+    assert decision.job is None
+    assert true_condition(decision) == ("Stalled", "InvalidInvocation")
+
+
 def test_the_retry_annotation_starts_a_stalled_resource_again_and_is_echoed() -> None:
     failed = finished_job(
         JobIntent("migrate", "r4"),

@@ -490,6 +490,19 @@ def _record_finished_jobs(builder: _Builder, spec: SchemaMigrationSpec) -> None:
         )
 
 
+def _found_above_target(builder: _Builder, intent: JobIntent) -> bool:
+    """Whether a `migrate` Job was refused because the database, as it reported, is above the
+    target (a downgrade, which `migrate` never does)."""
+    current = builder.status.get("currentRevision")
+    chain = builder.observed.revisions
+    if intent.action != "migrate" or current is None or not chain:
+        return False
+    known = (*chain, BASE)
+    if current not in known or intent.target_revision not in known:
+        return False
+    return direction(str(current), intent.target_revision, chain) == "rollback"
+
+
 def _outcome_of(builder: _Builder, job: ObservedJob) -> RunOutcome:
     for name, outcome in builder.outcomes:
         if name == job.name:
@@ -539,6 +552,11 @@ def _after_job(
     if outcome.retryable:
         return _retry_or_give_up(builder, spec, latest, outcome, epoch)
     builder.status.pop("retry", None)
+    if kind == ErrorKind.USAGE and _found_above_target(builder, intent):
+        # The first Job of a resource that did not know the database's revision guessed
+        # `migrate`; the refusal reported the revision, which is above the target: go down
+        # (under the data-loss guard) instead of stalling.
+        return None
     if kind == ErrorKind.DATA_LOSS_REFUSED:
         return builder.decide(
             Verdict(
