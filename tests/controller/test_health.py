@@ -171,3 +171,13 @@ def test_apply_k_of_argocd_merges_into_an_existing_argocd_cm(operator_cluster: C
     )["data"]
     assert data["url"] == "https://argocd.example.test"
     assert "resource.customizations.health.rayces.io_SchemaMigration" in data
+
+
+def test_the_two_kinds_share_one_health_rule() -> None:
+    """Argo CD wants one script per kind, and both kinds follow the same kstatus conditions: the
+    two files may differ only in their first comment line, so a fix to one reaches both."""
+    bodies = {
+        kind: (CUSTOMIZATIONS / kind / "health.lua").read_text().splitlines()[1:]
+        for kind in ("SchemaMigration", "Organization")
+    }
+    assert bodies["SchemaMigration"] == bodies["Organization"]
