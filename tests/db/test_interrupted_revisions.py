@@ -36,7 +36,8 @@ from psycopg import sql
 from tests.db.alembic_helpers import BASELINE, HEAD, REPOSITORY_ROOT, offline_sql, revisions
 
 from rayces.migrations import commands
-from rayces.migrations.journal import FAULT_INJECTION_VARIABLE, RevisionSteps
+from rayces.migrations.faults import AFTER_STEP_VARIABLE as FAULT_INJECTION_VARIABLE
+from rayces.migrations.journal import RevisionSteps
 
 STRUCTURE_SQL = REPOSITORY_ROOT / "docs" / "structure.sql"
 RAYCESCTL = str(Path(sys.executable).parent / "raycesctl")

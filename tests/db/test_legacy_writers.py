@@ -19,7 +19,7 @@ import pytest
 
 from rayces.cli.main import EXIT_OK, main
 from rayces.migrations import commands, compat
-from rayces.migrations.journal import FAULT_INJECTION_VARIABLE
+from rayces.migrations.faults import AFTER_STEP_VARIABLE as FAULT_INJECTION_VARIABLE
 
 BASELINE = "20240606034427"
 RAYCESCTL = str(Path(sys.executable).parent / "raycesctl")

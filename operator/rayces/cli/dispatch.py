@@ -54,17 +54,9 @@ def run(parser: ArgumentParser, argv: Sequence[str], settings: Settings) -> int:
         output.before_result = guard.hold
         try:
             return handler(invocation)
-        except Interrupted as interrupt:
-            failure: MigrationsError = RunInterruptedError(
-                f"interrupted by {interrupt.signal_name}",
-                hint="nothing was left half done; run the same command again",
-                signal_number=interrupt.signal_number,
-            )
-        except MigrationsError as error:
-            failure = error
-        except Exception as error:
-            guard.hold()
-            failure = _unexpected(error, settings, output)
+        except (Exception, Interrupted) as error:
+            # From here on a signal is only noted: the failure below is what gets reported.
+            failure = _failure(error, guard.hold(), settings, output)
         return _report_failure(invocation, command, failure, time.monotonic() - started)
 
 
@@ -114,6 +106,27 @@ def _failure_result(
     if build is None:
         return error.to_result(command, duration_seconds=seconds)
     return build(invocation, command, error.error_info(), seconds)
+
+
+def _failure(
+    error: BaseException, signal_number: int | None, settings: Settings, output: Output
+) -> MigrationsError:
+    """What a command that raised `error` reports. A signal received before (`signal_number`)
+    makes it interrupted, whatever exception the stop surfaced as: a cancelled statement, a
+    `StopRequested`, or a cleanup that failed on the way out."""
+    if signal_number is not None:
+        if isinstance(error, RunInterruptedError):
+            return error
+        result = error.result if isinstance(error, MigrationsError) else None
+        return RunInterruptedError.replacing(result, signal_number, hint=_RUN_AGAIN)
+    if isinstance(error, MigrationsError):
+        return error
+    if isinstance(error, Exception):
+        return _unexpected(error, settings, output)
+    raise error  # an Interrupted is always noted by the guard first; nothing else gets here
+
+
+_RUN_AGAIN = "nothing was left half done; run the same command again"
 
 
 def _unexpected(error: Exception, settings: Settings, output: Output) -> MigrationsError:

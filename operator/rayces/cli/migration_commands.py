@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from rayces.cli.output import Output, revision_label
 from rayces.cli.parser import SharedOptions, Subcommands, add_command, positive_int
+from rayces.migrations.errors import RunInterruptedError
 from rayces.migrations.results import ExitCode
+from rayces.migrations.signals import Interrupted
 
 if TYPE_CHECKING:
     from rayces.cli.invocation import Invocation
@@ -109,8 +111,20 @@ def stamp_command(invocation: Invocation) -> int:
 
 
 def report_migration(output: Output, result: MigrationResult) -> None:
-    """A run's result: JSON and termination message, or a line per step and a summary."""
-    output.result(result.to_dict())
+    """A run's result: JSON and termination message, or a line per step and a summary.
+
+    :raises RunInterruptedError: a signal arrived after the run and before its result was
+        written: the same result, reported as interrupted.
+    """
+    try:
+        output.result(result.to_dict())
+    except Interrupted as interrupt:
+        raise RunInterruptedError.replacing(
+            result,
+            interrupt.signal_number,
+            hint=f"the database is at {revision_label(result.to_revision)}; run the same "
+            "command again to continue",
+        ) from None
     if output.json:
         return
     for step in result.steps:

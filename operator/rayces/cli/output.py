@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rayces.migrations import faults
 from rayces.migrations.connection_url import scrub
-from rayces.migrations.results import termination_message
+from rayces.migrations.results import ErrorKind, termination_message
+from rayces.migrations.signals import Interrupted
 
 PROG = "raycesctl"
 
@@ -35,8 +37,9 @@ class Output:
     quiet: bool = False
     termination_message_path: str | None = None
     secrets: set[str] = field(default_factory=set)
-    #: called before a result is written: signals must not cut it short from then on
-    before_result: Callable[[], None] = lambda: None
+    #: called before a result is written: signals must not cut it short from then on; it
+    #: returns the signal received before, if any (the result must then say so)
+    before_result: Callable[[], int | None] = lambda: None
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         self.secrets.update(secret for secret in secrets if secret)
@@ -93,8 +96,15 @@ class Output:
 
     def result(self, document: dict[str, Any]) -> None:
         """A command's result: the termination message, and JSON on stdout if asked for.
-        Text output is the command's own business."""
-        self.before_result()
+        Text output is the command's own business.
+
+        :raises Interrupted: a signal arrived before the result was written and the result does
+            not say so; nothing was written, and the caller reports the interruption instead.
+        """
+        faults.result_writing()
+        signal_number = self.before_result()
+        if signal_number is not None and not _reports_interruption(document):
+            raise Interrupted(signal_number)
         self.termination_message(document)
         if self.json:
             self.document(document)
@@ -130,6 +140,11 @@ class _ScrubbingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return self._output.clean(super().format(record))
+
+
+def _reports_interruption(document: dict[str, Any]) -> bool:
+    error = document.get("error")
+    return isinstance(error, dict) and error.get("kind") == ErrorKind.INTERRUPTED.value
 
 
 def revision_label(revision: str | None) -> str:

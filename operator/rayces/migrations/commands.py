@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rayces.migrations import progress
+from rayces.migrations import faults, progress, signals
 from rayces.migrations.data_loss import refuse_data_loss
 from rayces.migrations.database import (
     apply_session_settings,
@@ -68,7 +68,6 @@ from rayces.migrations.scripts import (
     revision_name,
     revisions_between,
 )
-from rayces.migrations.signals import Interrupted
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -461,33 +460,53 @@ def _run(
                 command_name, connection, chain, current, target, allow_data_loss=allow_data_loss
             )
             planned = run.planned
-            try:
-                steps = _apply(command_name, config, connection, target, names, planned=planned)
-            except _RevisionFailedError as failure:
-                raise _failed(run, failure, connection, engine) from failure.error
+            run.steps = _apply(command_name, config, connection, target, names, planned=planned)
+            signal_number = signals.take_signal()
+            if signal_number is not None:  # it came when no statement was left to stop
+                raise _interrupted(run, signal_number, connection, engine)
             return MigrationResult(
                 command=command_name,
                 from_revision=run.before,
                 to_revision=target,
                 target_revision=target,
-                steps=tuple(steps),
+                steps=tuple(run.steps),
                 duration_seconds=time.monotonic() - started,
             )
-        except Interrupted as interrupt:
-            raise _interrupted(run, interrupt, connection, engine) from None
-        except MigrationsError as error:
-            if error.result is None:
-                error.result = run.result_without_steps(error.error_info())
+        except RunInterruptedError:
             raise
-        except Exception as error:
-            found = database_error(error, doing=f"preparing the {command_name}")
-            if found is None:
+        except BaseException as error:
+            reported = _reported(run, error, connection, engine)
+            if reported is error:
                 raise
-            found.result = run.result_without_steps(found.error_info())
-            raise found from None
+            raise reported from (error.error if isinstance(error, _RevisionFailedError) else None)
         finally:
             _release_quietly(connection)
             progress.leave_revision()
+
+
+def _reported(
+    run: _RunState, error: BaseException, connection: Connection, engine: Engine
+) -> BaseException:
+    """What a run that stopped with `error` raises: a signal received at any moment before
+    makes it interrupted, whichever exception the stop surfaced as (a cancelled statement, a
+    `StopRequested`, an `Interrupted`, or a cleanup that failed on the way out)."""
+    if isinstance(error, _RevisionFailedError):
+        run.steps = error.steps
+    signal_number = signals.take_signal()
+    if signal_number is not None:
+        return _interrupted(run, signal_number, connection, engine)
+    if isinstance(error, _RevisionFailedError):
+        return _failed(run, error, connection, engine)
+    if isinstance(error, MigrationsError):
+        if error.result is None:
+            error.result = run.result_without_steps(error.error_info())
+        return error
+    if isinstance(error, Exception):
+        found = database_error(error, doing=f"preparing the {run.command}")
+        if found is not None:
+            found.result = run.result_without_steps(found.error_info())
+            return found
+    return error
 
 
 def _checked_plan(
@@ -549,8 +568,9 @@ class _RunState:
 
 
 def _interrupted(
-    run: _RunState, interrupt: Interrupted, connection: Connection, engine: Engine
+    run: _RunState, signal_number: int, connection: Connection, engine: Engine
 ) -> RunInterruptedError:
+    signal_name = signals.signal_number_name(signal_number)
     position = progress.current_position()
     now = _revision_after_failure(connection, engine, run.before)
     done, running = run.settle(now)
@@ -561,18 +581,18 @@ def _interrupted(
             f" in revision {running}{step_text}; the running statement was cancelled and the "
             "open transaction rolled back"
         )
+    elif done:
+        running, what = None, " after every revision of the run had completed"
     else:
         running, what = None, " before any revision ran; nothing was changed"
     error = ErrorInfo(
         kind=ErrorKind.INTERRUPTED,
-        message=f"interrupted by {interrupt.signal_name}{what}",
+        message=f"interrupted by {signal_name}{what}",
         hint=f"the database is at {now or 'base'}; run the same command again to continue",
         revision=running,
         step=step,
     )
-    interrupted = RunInterruptedError(
-        error.message, hint=error.hint, signal_number=interrupt.signal_number
-    )
+    interrupted = RunInterruptedError(error.message, hint=error.hint, signal_number=signal_number)
     interrupted.result = MigrationResult(
         command=run.command,
         from_revision=run.before,
@@ -648,7 +668,6 @@ def _wrong_direction(
 def _failed(
     run: _RunState, failure: _RevisionFailedError, connection: Connection, engine: Engine
 ) -> MigrationFailedError:
-    run.steps = failure.steps
     now = _revision_after_failure(connection, engine, run.before)
     # A revision whose COMMIT failed was reported by Alembic before the commit: what completed
     # is what the database says, not what the callbacks saw.
@@ -707,6 +726,7 @@ def _apply(
             duration_seconds=now - last,
         )
         steps.append(applied)
+        faults.revision_applied(revision)
         log.debug(
             "%s %s %s (%.3fs)", applied.direction, revision, applied.name, applied.duration_seconds
         )
@@ -735,8 +755,8 @@ def _revision_after_failure(
     try:
         connection.rollback()
         return current_revision_of(connection)
-    except Exception:  # the connection may have died with the revision
-        log.warning("the migration connection is gone; asking on a new one")
+    except Exception:  # the connection may have died with the revision, or been cancelled
+        log.info("cannot read the revision on the migration connection; asking on a new one")
     try:
         with engine.connect() as fresh:
             return current_revision_of(fresh)

@@ -19,11 +19,13 @@ before deciding whether heavier work is needed at all.
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from rayces.migrations import faults, signals
 from rayces.migrations.connection_url import (
     POSTGRESQL_SCHEMES,
     ConnectionParameters,
@@ -52,6 +54,11 @@ __all__ = [
 #: Seconds to wait for a connection before calling the database unreachable, unless the URL or
 #: `--connect-timeout` says otherwise.
 CONNECT_TIMEOUT_SECONDS = 10
+
+#: Seconds a signal handler waits for the server to take a cancel request.
+CANCEL_TIMEOUT_SECONDS = 2.0
+
+log = logging.getLogger(__name__)
 
 #: Client-side TCP keepalives: a dead server is noticed within seconds.
 CLIENT_KEEPALIVES: Mapping[str, str] = {
@@ -163,19 +170,54 @@ def default_application_name(hostname: str | None = None) -> str:
 
 def create_database_engine(url: str) -> Engine:
     """A SQLAlchemy engine (no pool) whose connections psycopg 3 opens with
-    `connection_parameters(url)`.
+    `connection_parameters(url)`, and which lets SIGINT and SIGTERM stop a run only where it is
+    safe (`rayces.migrations.signals`): while a connection is out, a signal cancels its running
+    statement, and the next statement does not start.
 
     :param url: a URL or connection string; see `connection_parameters`.
     """
     import psycopg
-    from sqlalchemy import create_engine, pool
+    from sqlalchemy import create_engine, event, pool
 
     conninfo = connection_parameters(url).conninfo()
 
     def connect() -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(conninfo)
 
-    return create_engine("postgresql+psycopg://", creator=connect, poolclass=pool.NullPool)
+    engine = create_engine("postgresql+psycopg://", creator=connect, poolclass=pool.NullPool)
+    event.listen(engine.pool, "checkout", _watch_for_signals)
+    event.listen(engine.pool, "checkin", _stop_watching_for_signals)
+    event.listen(engine, "before_cursor_execute", _before_statement)
+    event.listen(engine, "commit", _before_commit)
+    return engine
+
+
+def _watch_for_signals(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """A connection is out: a signal now cancels its running statement, if any."""
+    from psycopg import pq
+
+    def cancel() -> None:
+        try:
+            if dbapi_connection.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+                dbapi_connection.cancel_safe(timeout=CANCEL_TIMEOUT_SECONDS)
+        except Exception:  # closed, or the server is gone: nothing left to cancel
+            log.debug("could not cancel the running statement", exc_info=True)
+
+    signals.connection_opened(id(dbapi_connection), lambda: not dbapi_connection.closed, cancel)
+
+
+def _stop_watching_for_signals(dbapi_connection: Any, record: Any) -> None:
+    signals.connection_closed(id(dbapi_connection))
+
+
+def _before_statement(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+    faults.statement_starting(statement, cursor)
+    signals.checkpoint()
+
+
+def _before_commit(connection: Connection) -> None:
+    if faults.active():
+        faults.commit_starting(connection.connection.dbapi_connection)
 
 
 def connect(engine: Engine) -> Connection:

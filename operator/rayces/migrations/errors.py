@@ -8,7 +8,7 @@ error has a one-line message and a hint saying what to do next.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, cast
 
 from rayces.migrations.results import (
     CommandResult,
@@ -145,6 +145,25 @@ class RunInterruptedError(MigrationsError):
     def __init__(self, message: str, *, hint: str = "", signal_number: int) -> None:
         super().__init__(message, hint=hint)
         self.signal_number = signal_number
+
+    @classmethod
+    def replacing(
+        cls, result: CommandResult | None, signal_number: int, *, hint: str
+    ) -> RunInterruptedError:
+        """The run received `signal_number` before its result (`result`, of a success or of
+        another failure) was written: the same result, but interrupted.
+
+        :param hint: what the person should know and do.
+        """
+        import dataclasses
+        import signal
+
+        message = f"interrupted by {signal.Signals(signal_number).name}"
+        interrupted = cls(message, hint=hint, signal_number=signal_number)
+        if result is not None:  # every result class is a frozen dataclass
+            error = ErrorInfo(kind=ErrorKind.INTERRUPTED, message=message, hint=hint)
+            interrupted.result = dataclasses.replace(cast(Any, result), error=error)
+        return interrupted
 
 
 class SchemaDumpError(MigrationsError):

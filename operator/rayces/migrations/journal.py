@@ -21,22 +21,19 @@ upgrade, or `migrate` after an interrupted rollback) runs the revision's other f
 steps each undo only what is there: the engine first records the revision as applied (or not)
 so that Alembic runs it, see `rayces.migrations.commands`.
 
-The test-only fault hook `RAYCES_FAULT_AFTER_STEP=REVISION:DIRECTION:N` kills the process
-(SIGKILL, as a lost node would) right after the N-th step (1-based, in the order the revision
-declares them) of that revision in that direction has completed. It is read once per process.
+The test-only fault hook `RAYCES_FAULT_AFTER_STEP=REVISION:DIRECTION:N[:SIGNAL]` kills the
+process (SIGKILL, as a lost node would, or the signal named) right after the N-th step (1-based,
+in the order the revision declares them) of that revision in that direction has completed; see
+`rayces.migrations.faults`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
-import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rayces.migrations import progress
+from rayces.migrations import faults, progress
 from rayces.migrations.errors import MigrationsError
 from rayces.migrations.results import Direction, ErrorKind, InterruptedRevision
 
@@ -49,7 +46,6 @@ log = logging.getLogger(__name__)
 JOURNAL_TABLE = "rayces_migration_steps"
 """The journal's table, in the default schema; it exists only while a revision is part-way."""
 
-FAULT_INJECTION_VARIABLE = "RAYCES_FAULT_AFTER_STEP"
 
 _CREATE_JOURNAL = f"""CREATE TABLE IF NOT EXISTS {JOURNAL_TABLE} (
     position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -66,36 +62,6 @@ WHERE revision = :revision AND direction = :direction
   AND position > coalesce((SELECT max(position) FROM {JOURNAL_TABLE}
                            WHERE revision = :revision AND direction <> :direction), 0)
 ORDER BY position"""
-
-
-@dataclass(frozen=True)
-class FaultPoint:
-    """Where the test-only fault hook kills the process."""
-
-    revision: str
-    direction: Direction
-    step_number: int
-
-
-def parse_fault_point(value: str) -> FaultPoint | None:
-    """`REVISION:DIRECTION:N` as a FaultPoint; `None` for an empty value.
-
-    :raises ValueError: the value is not of that form.
-    """
-    if not value:
-        return None
-    parts = value.split(":")
-    if len(parts) != 3 or parts[1] not in ("upgrade", "downgrade") or not parts[2].isdigit():
-        raise ValueError(
-            f"{FAULT_INJECTION_VARIABLE}={value!r} is not REVISION:upgrade|downgrade:N"
-        )
-    direction: Direction = "upgrade" if parts[1] == "upgrade" else "downgrade"
-    return FaultPoint(parts[0], direction, int(parts[2]))
-
-
-@functools.cache
-def _fault_point() -> FaultPoint | None:
-    return parse_fault_point(os.environ.get(FAULT_INJECTION_VARIABLE, ""))
 
 
 class RevisionSteps:
@@ -173,14 +139,7 @@ $clear_journal$"""
         )
 
     def _maybe_fail(self, number: int) -> None:
-        fault = _fault_point()
-        if (
-            fault is not None
-            and fault.revision == self.revision
-            and fault.direction == self.direction
-            and fault.step_number == number
-        ):
-            os.kill(os.getpid(), signal.SIGKILL)
+        faults.step_completed(self.revision, self.direction, number)
 
 
 def journal_exists(connection: Connection) -> bool:

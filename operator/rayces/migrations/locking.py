@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from rayces.migrations import signals
 from rayces.migrations.errors import LockTimeoutError
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def acquire_migration_lock(
             return
         if time.monotonic() >= deadline:
             break
-        time.sleep(min(poll_interval, max(deadline - time.monotonic(), 0.0)))
+        signals.sleep(min(poll_interval, max(deadline - time.monotonic(), 0.0)))
     holders = find_lock_holders(connection, key)
     connection.commit()
     held_by = "; ".join(holder.describe() for holder in holders) or "a session that has ended"
