@@ -26,14 +26,18 @@ import sys
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 from tests.db.alembic_helpers import BASELINE, HEAD, REPOSITORY_ROOT, offline_sql, revisions
+from tests.db.populated import Templates
+from tests.db.populated import copy_of as _copy_of
+from tests.db.populated import create_database as _create
+from tests.db.populated import drop_database as _drop
+from tests.db.populated import fingerprints as _fingerprints
+from tests.db.populated import url_of as _url
 
 from rayces.migrations import commands
 from rayces.migrations.faults import AFTER_STEP_VARIABLE as FAULT_INJECTION_VARIABLE
@@ -42,16 +46,6 @@ from rayces.migrations.journal import RevisionSteps
 STRUCTURE_SQL = REPOSITORY_ROOT / "docs" / "structure.sql"
 RAYCESCTL = str(Path(sys.executable).parent / "raycesctl")
 PARENT = {revision.id: revision.down for revision in revisions()}
-
-USERS, POSTS, LIKES = 240, 120, 600
-BASELINE_TABLES = {
-    "users": "concat_ws(',', id, name, email, image, username, uid, "
-    "extract(epoch FROM created_at), extract(epoch FROM updated_at))",
-    "posts": "concat_ws(',', id, post_id, hash_id, source, metadata::text, filename, "
-    "extract(epoch FROM created_at), extract(epoch FROM updated_at))",
-    "likes": "concat_ws(',', id, user_id, post_id, "
-    "extract(epoch FROM created_at), extract(epoch FROM updated_at))",
-}
 
 
 def _declared_steps() -> dict[tuple[str, str], list[str]]:
@@ -94,106 +88,6 @@ def test_every_revision_that_commits_in_steps_declares_them() -> None:
     for revision in stepped:
         assert DECLARED_STEPS[(revision, "upgrade")], revision
         assert DECLARED_STEPS[(revision, "downgrade")], revision
-
-
-# --- databases ------------------------------------------------------------------------------
-
-
-def _url(server_url: str, name: str) -> str:
-    return psycopg.conninfo.make_conninfo(server_url, dbname=name)
-
-
-def _create(server_url: str, name: str, template: str | None = None) -> str:
-    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-    if template:
-        statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(statement)
-    return name
-
-
-def _drop(server_url: str, name: str) -> None:
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-@contextmanager
-def _copy_of(server_url: str, template: str) -> Iterator[str]:
-    name = _create(server_url, f"case_{uuid.uuid4().hex[:12]}", template)
-    try:
-        yield _url(server_url, name)
-    finally:
-        _drop(server_url, name)
-
-
-def _fill_baseline(database_url: str) -> None:
-    with psycopg.connect(database_url) as connection:
-        connection.execute(
-            """
-            INSERT INTO users (id, name, email, image, username, uid, created_at, updated_at)
-            SELECT g * 2, 'User ' || g,
-                   CASE WHEN g % 7 = 0 THEN NULL ELSE 'u' || g || '@x.test' END,
-                   'img' || g, 'user' || g, 'uid-' || g,
-                   timestamp '2024-01-01 12:00:00.123456' + g * interval '61 seconds',
-                   timestamp '2024-03-01 08:30:00' + g * interval '1 second'
-              FROM generate_series(1, %(users)s) AS g;
-            INSERT INTO posts (id, post_id, hash_id, source, metadata, filename, created_at,
-                               updated_at)
-            SELECT g, 'p' || g, md5(g::text), 'instagram', jsonb_build_object('n', g),
-                   'f' || g || '.jpg', timestamp '2024-02-01' + g * interval '1 hour',
-                   timestamp '2024-02-01' + g * interval '1 hour'
-              FROM generate_series(1, %(posts)s) AS g;
-            INSERT INTO likes (user_id, post_id, created_at, updated_at)
-            SELECT (g % %(users)s + 1) * 2, g % %(posts)s + 1,
-                   timestamp '2024-04-01' + g * interval '1 second',
-                   timestamp '2024-04-01' + g * interval '1 second'
-              FROM generate_series(1, %(likes)s) AS g;
-            SELECT setval('users_id_seq', (SELECT max(id) FROM users));
-            """.replace("%(users)s", str(USERS))
-            .replace("%(posts)s", str(POSTS))
-            .replace("%(likes)s", str(LIKES))
-        )
-
-
-def _fingerprints(database_url: str) -> dict[str, tuple[int, str]]:
-    with psycopg.connect(database_url) as connection:
-        connection.execute("SET timezone = 'UTC'")
-        return {
-            table: connection.execute(
-                f"SELECT count(*), md5(string_agg({row}, '|' ORDER BY id)) FROM {table}"
-            ).fetchone()  # type: ignore[misc]
-            for table, row in BASELINE_TABLES.items()
-        }
-
-
-class Templates:
-    """Databases prepared once, at a given revision, from one populated baseline."""
-
-    def __init__(self, server_url: str) -> None:
-        self.server_url = server_url
-        self.names: dict[str, str] = {}
-        baseline = _create(server_url, f"tpl_{uuid.uuid4().hex[:8]}_baseline")
-        url = _url(server_url, baseline)
-        commands.upgrade(url, BASELINE)
-        _fill_baseline(url)
-        self.names[BASELINE] = baseline
-        self.baseline_dump = commands.dump_schema(url)
-        self.baseline_rows = _fingerprints(url)
-
-    def at(self, revision: str) -> str:
-        if revision not in self.names:
-            name = _create(
-                self.server_url, f"tpl_{uuid.uuid4().hex[:8]}_{revision}", self.names[BASELINE]
-            )
-            commands.upgrade(_url(self.server_url, name), revision)
-            self.names[revision] = name
-        return self.names[revision]
-
-    def drop_all(self) -> None:
-        for name in self.names.values():
-            _drop(self.server_url, name)
 
 
 @pytest.fixture(scope="module")

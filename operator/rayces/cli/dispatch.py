@@ -19,6 +19,7 @@ from rayces.cli.output import Output
 from rayces.cli.parser import PROG, ArgumentParser, CommandLineError, FailureResult, Handler
 from rayces.migrations.connection_url import secrets_in
 from rayces.migrations.errors import MigrationsError, RunInterruptedError, UsageError
+from rayces.migrations.faults import result_writing
 from rayces.migrations.results import (
     CommandResult,
     ErrorInfo,
@@ -27,7 +28,7 @@ from rayces.migrations.results import (
     MigrationResult,
 )
 from rayces.migrations.settings import Settings
-from rayces.migrations.signals import Interrupted, interruptible
+from rayces.migrations.signals import Interrupted, checkpoint, interruptible
 
 
 def run(parser: ArgumentParser, argv: Sequence[str], settings: Settings) -> int:
@@ -53,8 +54,10 @@ def run(parser: ArgumentParser, argv: Sequence[str], settings: Settings) -> int:
     with interruptible() as guard:
         output.before_result = guard.hold
         try:
+            checkpoint()  # a signal noted while the process started
             return handler(invocation)
         except (Exception, Interrupted) as error:
+            result_writing()
             # From here on a signal is only noted: the failure below is what gets reported.
             failure = _failure(error, guard.hold(), settings, output)
         return _report_failure(invocation, command, failure, time.monotonic() - started)

@@ -13,8 +13,8 @@ does nothing when unset; nothing in production sets them.
   at each MOMENT:
   - `statement:K`: inside the K-th statement the process sends to a server (counted from 1 over
     the whole process): a helper thread waits until the driver shows the statement in progress,
-    then signals, so the signal lands while the server runs it (or, for a statement quicker than
-    that, just after);
+    then signals, so the signal lands while the server runs it; for a statement quicker than
+    that, just after it, and never later than the next statement, COMMIT or result;
   - `before-statement:K`: just before the K-th statement is handed to the driver;
   - `commit:K`: inside the K-th COMMIT the process sends, as for `statement`;
   - `applied:REVISION`: when Alembic records REVISION as done, before its COMMIT;
@@ -130,14 +130,36 @@ def _send(signal_number: int) -> None:
     os.kill(os.getpid(), signal_number)
 
 
+class _Owed:
+    """A signal promised "inside" a statement, sent by a helper thread once the statement is
+    in progress, or by the main thread at the next hook at the latest (a statement quicker than
+    the thread's first look): never later than the next statement, COMMIT or result."""
+
+    lock = threading.Lock()
+    signal_number: int | None = None
+
+    @classmethod
+    def promise(cls, signal_number: int) -> None:
+        with cls.lock:
+            cls.signal_number = signal_number
+
+    @classmethod
+    def pay(cls) -> None:
+        with cls.lock:
+            number, cls.signal_number = cls.signal_number, None
+        if number is not None:
+            _send(number)
+
+
 def _send_once_in_progress(dbapi_connection: Any, signal_number: int) -> None:
-    """From a helper thread: signal once the connection has a command in progress."""
+    """Signal once the connection has a command in progress (or at the next hook)."""
+    _Owed.promise(signal_number)
 
     def wait_then_send() -> None:
         deadline = time.monotonic() + _INSIDE_WAIT_SECONDS
         while time.monotonic() < deadline and not _in_progress(dbapi_connection):
             time.sleep(0.0005)
-        _send(signal_number)
+        _Owed.pay()
 
     threading.Thread(target=wait_then_send, name="fault-signal", daemon=True).start()
 
@@ -152,6 +174,7 @@ def _in_progress(dbapi_connection: Any) -> bool:
 
 
 def _fire(moment: str, argument: str, dbapi_connection: Any = None) -> None:
+    _Owed.pay()
     for fault in _signal_faults():
         if fault.moment != moment or fault.argument != argument:
             continue
@@ -216,8 +239,9 @@ def result_writing() -> None:
 def step_completed(revision: str, direction: str, number: int) -> None:
     """Called after the `number`-th step of `revision` in `direction` has completed."""
     fault = _step_fault()
-    if (
-        fault is not None
-        and (fault.revision, fault.direction, fault.step_number) == (revision, direction, number)
+    if fault is not None and (fault.revision, fault.direction, fault.step_number) == (
+        revision,
+        direction,
+        number,
     ):
         _send(fault.signal_number)

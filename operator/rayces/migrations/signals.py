@@ -25,10 +25,13 @@ is safe to stop:
   code that has no connection open) the handler raises `Interrupted` at once, as Ctrl-C does.
 
 Whatever exception then unwinds the run, the caller asks `take_signal()` whether a signal
-arrived, and if one did, reports the run as interrupted (never as a failed revision). Only the
-first signal interrupts: further ones during the shutdown are noted and ignored, so a second
-Ctrl-C cannot cut the cleanup short. Once the result is being written (`SignalGuard.hold()`), a
-signal is only noted, so that a result is never cut in half or followed by a second one.
+arrived, and if one did, reports the run as interrupted (never as a failed revision). A signal
+that arrives before the handlers are installed is noted by the console script
+(`note_early_signals`) and delivered at the first checkpoint. Only the first signal interrupts:
+further ones during the shutdown are noted and ignored, so a second Ctrl-C cannot cut the
+cleanup short. Once the result is being written (`SignalGuard.hold()`), a signal is only noted,
+so that a result is never cut in half or followed by a second one; a signal received before
+that turns the result, success or failure, into an interrupted one.
 
 The test-only fault hook `RAYCES_FAULT_SIGNAL` sends the process a signal at a chosen moment; see
 `rayces.migrations.faults`.
@@ -156,6 +159,23 @@ class SignalGuard:
 
 
 _active: SignalGuard | None = None
+#: Signals noted by `note_early_signals` before any `interruptible()` block began.
+_early: list[int] = []
+
+
+def note_early_signals() -> None:
+    """Until `interruptible()` takes over, note SIGINT and SIGTERM instead of dying of them.
+
+    The first `interruptible()` block then treats them as received at its start. For a
+    program's very first lines; outside the main thread it does nothing.
+    """
+    if threading.current_thread() is threading.main_thread():
+        for number in HANDLED_SIGNALS:
+            signal.signal(number, _note_early)
+
+
+def _note_early(signal_number: int, frame: FrameType | None) -> None:
+    _early.append(signal_number)
 
 
 @contextmanager
@@ -171,6 +191,8 @@ def interruptible() -> Iterator[SignalGuard]:
         yield guard
         return
     previous = {number: signal.signal(number, guard.handle) for number in HANDLED_SIGNALS}
+    guard.received.extend(_early)  # delivered at the first checkpoint
+    _early.clear()
     outer, _active = _active, guard
     try:
         yield guard

@@ -1,0 +1,421 @@
+"""SIGTERM and SIGINT at every kind of moment of a migration: exit 143/130, an `interrupted`
+result naming the revision and step, no session left behind, and a rerun that converges.
+
+A signal sent "at a random moment" misses the moments that used to turn an interruption into
+exit 1 (between a batch's COMMIT and the next statement, inside `CREATE INDEX CONCURRENTLY`,
+while the journal records a step). So the moments are named here, with the test-only fault hooks
+of `rayces.migrations.faults`, and chosen from a trace of the same run:
+
+- after each step of every revision that commits in steps, up and down;
+- inside the first statement of each kind that revision runs (its DDL, the batched backfill, a
+  concurrent index build, a `VALIDATE CONSTRAINT`, the journal's reads and writes, Alembic's
+  version row, ...);
+- inside each of its COMMITs, and as Alembic records it done;
+- as the result is written, between the revisions of a longer run, and a second signal during
+  the shutdown;
+- from outside, in statements held on purpose: a later batch of a backfill, a concurrent index
+  build waiting for an old snapshot; and while connecting to a server that never answers.
+
+Every case starts from a copy of a small populated MyHub database whose users are spread over
+three backfill batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from tests.db.alembic_helpers import BASELINE, revisions
+from tests.db.populated import Templates, copy_of
+
+from rayces.migrations import commands
+from rayces.migrations.faults import AFTER_STEP_VARIABLE, SIGNAL_VARIABLE, TRACE_VARIABLE
+from rayces.migrations.locking import MIGRATION_LOCK_KEY
+
+RAYCESCTL = str(Path(sys.executable).parent / "raycesctl")
+PARENT = {revision.id: revision.down for revision in revisions()}
+STEPPED = (
+    "20250713000002",
+    "20250713000003",
+    "20250713000004",
+    "20250713000005",
+    "20250713000006",
+    "20250718000016",
+)
+EXIT_STATUS = {"TERM": 143, "INT": 130}
+#: The server session must be gone this soon after the process ends.
+SESSION_GRACE_SECONDS = 3.0
+#: Generous: the machine is shared. The point is "ends by itself", not how fast.
+PATIENCE_SECONDS = 120.0
+#: 240 users 100 ids apart: three batches of the 10,000-id backfill.
+USER_ID_STEP = 100
+
+
+@pytest.fixture(scope="module")
+def templates(postgres_server_url: str) -> Iterator[Templates]:
+    prepared = Templates(postgres_server_url, user_id_step=USER_ID_STEP)
+    try:
+        yield prepared
+    finally:
+        prepared.drop_all()
+
+
+# --- running raycesctl ----------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    termination_message: str
+
+    @property
+    def result(self) -> dict[str, Any]:
+        document = json.loads(self.stdout)
+        assert isinstance(document, dict)
+        return document
+
+
+def _start(
+    argv: Sequence[str], environment: dict[str, str], message: Path
+) -> subprocess.Popen[str]:
+    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    return subprocess.Popen(
+        [RAYCESCTL, *argv, "--output", "json", "--termination-message-path", str(message)],
+        env={**base, **environment},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(process: subprocess.Popen[str], message: Path) -> Run:
+    try:
+        stdout, stderr = process.communicate(timeout=PATIENCE_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    text = message.read_text() if message.exists() else ""
+    return Run(process.returncode, stdout, stderr, text)
+
+
+def _raycesctl(
+    argv: Sequence[str], environment: dict[str, str], tmp_path: Path, name: str = "run"
+) -> Run:
+    message = tmp_path / f"{name}.termination-log"
+    message.unlink(missing_ok=True)
+    return _finish(_start(argv, environment, message), message)
+
+
+def _command(database_url: str, revision: str, direction: str) -> list[str]:
+    if direction == "upgrade":
+        return ["migrate", "--to", revision, "--database-url", database_url]
+    parent = PARENT[revision] or "base"
+    return ["rollback", "--to", parent, "--allow-data-loss", "--database-url", database_url]
+
+
+# --- what the server shows ------------------------------------------------------------------
+
+
+def _raycesctl_sessions(database_url: str) -> int:
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name LIKE 'raycesctl@%' AND datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _sessions_gone(database_url: str) -> bool:
+    deadline = time.monotonic() + SESSION_GRACE_SECONDS
+    while _raycesctl_sessions(database_url):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _lock_is_free(database_url: str) -> bool:
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,)
+        ).fetchone()
+        if row and row[0]:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            return True
+    return False
+
+
+def _user_count(database_url: str) -> int:
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute("SELECT count(*) FROM users").fetchone()
+    return int(row[0]) if row else -1
+
+
+def _wait_until(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _waiting_on_a_lock(database_url: str) -> bool:
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'raycesctl@%' "
+            "AND datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+# --- the contract ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What an interrupted run of one revision may report."""
+
+    revision: str
+    direction: str
+    start: str | None
+    end: str | None
+    steps: tuple[str, ...] = ()
+
+
+def _contract_problems(
+    run: Run, signal_name: str, database_url: str, expected: Expectation, *, in_step: bool
+) -> list[str]:
+    """Everything wrong with an interrupted run's exit, result and leftovers (none: it held)."""
+    if run.returncode != EXIT_STATUS[signal_name]:
+        return [f"exit {run.returncode}, not {EXIT_STATUS[signal_name]}: {run.stderr[-600:]}"]
+    problems = []
+    try:
+        result = run.result
+    except ValueError:
+        return [f"stdout is not one JSON document: {run.stdout[-300:]!r}"]
+    error = result.get("error") or {}
+    if error.get("kind") != "interrupted" or error.get("retryable") is not True:
+        problems.append(f"error {error}")
+    if f"SIG{signal_name}" not in str(error.get("message")):
+        problems.append(f"message does not name SIG{signal_name}: {error.get('message')}")
+    if not run.termination_message or json.loads(run.termination_message) != result:
+        problems.append("the termination message is not the JSON result")
+    if "Traceback" in run.stderr or not run.stderr.strip().splitlines()[-1].startswith(
+        "raycesctl: error: interrupted by"
+    ):
+        problems.append(f"stderr: {run.stderr[-600:]}")
+    if not _sessions_gone(database_url):
+        problems.append(f"a raycesctl session is still there {SESSION_GRACE_SECONDS}s later")
+    if not _lock_is_free(database_url):
+        problems.append("the migration lock is still held")
+    problems += _position_problems(result, error, database_url, expected, in_step=in_step)
+    return problems
+
+
+def _position_problems(
+    result: dict[str, Any],
+    error: dict[str, Any],
+    database_url: str,
+    expected: Expectation,
+    *,
+    in_step: bool,
+) -> list[str]:
+    """The result says where the database is, and which revision and step were stopped."""
+    problems = []
+    actual = commands.status(database_url).current_revision
+    if result.get("to_revision") != actual:
+        problems.append(f"to_revision {result.get('to_revision')} but the database is at {actual}")
+    if error.get("revision") not in (None, expected.revision):
+        problems.append(f"names revision {error.get('revision')}")
+    if error.get("revision") == expected.revision and actual != expected.start:
+        problems.append(f"names {expected.revision} as stopped, but the database is at {actual}")
+    if error.get("revision") is None and actual not in (expected.start, expected.end):
+        problems.append(f"names no revision, and the database is at {actual}")
+    if in_step and (error.get("revision") != expected.revision or not error.get("step")):
+        problems.append(f"a stop between steps names revision/step {error}")
+    if error.get("step") is not None and error["step"] not in expected.steps:
+        problems.append(f"names step {error['step']}, not one of {expected.steps}")
+    return problems
+
+
+def _converges(database_url: str, expected: Expectation, reference: str, users: int) -> list[str]:
+    """Running the same command again ends exactly where an uninterrupted run ends."""
+    if expected.direction == "upgrade":
+        commands.upgrade(database_url, expected.end or "base")
+    else:
+        commands.downgrade(database_url, to=expected.end or "base", allow_data_loss=True)
+    problems = []
+    if commands.dump_schema(database_url) != reference:
+        problems.append("the rerun does not give the schema of an uninterrupted run")
+    if commands.status(database_url).interrupted is not None:
+        problems.append("the journal still names an interrupted revision after the rerun")
+    if _user_count(database_url) != users:
+        problems.append("rows were lost")
+    return problems
+
+
+# --- the moments ----------------------------------------------------------------------------
+
+#: Statement kinds, by the start of their SQL; the first match names the kind.
+_KINDS = (
+    (re.compile(r"^DO \$backfill"), "batched backfill"),
+    (re.compile(r"^DO \$(\w+)\$"), "DO block"),
+    (re.compile(r"CREATE (UNIQUE )?INDEX CONCURRENTLY"), "CREATE INDEX CONCURRENTLY"),
+    (re.compile(r"^DROP INDEX CONCURRENTLY"), "DROP INDEX CONCURRENTLY"),
+    (re.compile(r"VALIDATE CONSTRAINT"), "VALIDATE CONSTRAINT"),
+    (re.compile(r"^CREATE TABLE IF NOT EXISTS rayces_migration_steps"), "journal table"),
+    (re.compile(r"^INSERT INTO rayces_migration_steps"), "journal records a step"),
+    (re.compile(r"rayces_migration_steps"), "journal read"),
+    (re.compile(r"alembic_version"), "version row"),
+    (re.compile(r"^ALTER TABLE \S+ (\w+ \w+)"), "ALTER TABLE"),
+)
+
+
+def statement_kind(sql: str) -> str:
+    for pattern, kind in _KINDS:
+        match = pattern.search(sql)
+        if match:
+            detail = (
+                match.group(1) if pattern.groups and kind in ("DO block", "ALTER TABLE") else ""
+            )
+            return f"{kind} {detail}".strip()
+    return " ".join(sql.split()[:2]).upper()
+
+
+@dataclass(frozen=True)
+class Moment:
+    label: str
+    environment: dict[str, str]
+    signal_name: str
+    in_step: bool = False
+    kind: str | None = None
+
+
+@dataclass
+class Trace:
+    """An uninterrupted run's statements and COMMITs, in order."""
+
+    lines: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, path: Path) -> Trace:
+        return cls([json.loads(line) for line in path.read_text().splitlines()])
+
+    def steps(self, revision: str) -> tuple[str, ...]:
+        names: list[str] = []
+        for line in self.lines:
+            if line["revision"] == revision and line["step"] and line["step"] not in names:
+                names.append(line["step"])
+        return tuple(names)
+
+
+def _alternate(index: int) -> str:
+    return "TERM" if index % 2 == 0 else "INT"
+
+
+def moments_of(trace: Trace, revision: str, direction: str) -> list[Moment]:
+    """After each step; inside the first statement of each kind and inside each COMMIT of
+    `revision`; and as Alembic records it."""
+    moments = [
+        Moment(
+            f"after step {number} ({name})",
+            {AFTER_STEP_VARIABLE: f"{revision}:{direction}:{number}:{_alternate(number)}"},
+            _alternate(number),
+            in_step=True,
+        )
+        for number, name in enumerate(trace.steps(revision), start=1)
+    ]
+    seen: set[str] = set()
+    for line in trace.lines:
+        if line["revision"] != revision:
+            continue
+        kind = statement_kind(line["sql"]) if line["kind"] == "statement" else "COMMIT"
+        if line["kind"] == "statement" and kind in seen:
+            continue
+        seen.add(kind)
+        name = _alternate(len(moments))
+        moments.append(
+            Moment(
+                f"inside {line['kind']} {line['number']} ({kind}, step {line['step']})",
+                {SIGNAL_VARIABLE: f"{name}@{line['kind']}:{line['number']}"},
+                name,
+                kind=kind,
+            )
+        )
+    recorded = {SIGNAL_VARIABLE: f"TERM@applied:{revision}"}
+    moments.append(Moment("as Alembic records it done", recorded, "TERM"))
+    return moments
+
+
+# --- the matrix -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("direction", ["upgrade", "downgrade"])
+@pytest.mark.parametrize("revision", STEPPED)
+def test_a_signal_at_any_moment_of_a_stepped_revision(
+    templates: Templates, tmp_path: Path, revision: str, direction: str
+) -> None:
+    parent = PARENT[revision]
+    start, end = (parent, revision) if direction == "upgrade" else (revision, parent)
+    source = templates.at(start or BASELINE)
+    trace_path = tmp_path / "trace.jsonl"
+    with copy_of(templates.server_url, source) as database_url:
+        traced = _raycesctl(
+            _command(database_url, revision, direction),
+            {TRACE_VARIABLE: str(trace_path)},
+            tmp_path,
+        )
+        assert traced.returncode == 0, traced.stderr
+        reference = commands.dump_schema(database_url)
+    trace = Trace.read(trace_path)
+    expected = Expectation(revision, direction, start, end, trace.steps(revision))
+    moments = moments_of(trace, revision, direction)
+    kinds = {moment.kind for moment in moments}
+    # The trace found what the revision really does, and every moment is tried.
+    assert {"journal records a step", "version row", "COMMIT"} <= kinds, kinds
+    assert len(expected.steps) >= 2
+
+    failures = []
+    for moment in moments:
+        with copy_of(templates.server_url, source) as database_url:
+            run = _raycesctl(
+                _command(database_url, revision, direction), moment.environment, tmp_path
+            )
+            problems = _contract_problems(
+                run, moment.signal_name, database_url, expected, in_step=moment.in_step
+            )
+            if run.returncode == EXIT_STATUS[moment.signal_name]:
+                problems += _converges(database_url, expected, reference, 240)
+        failures += [f"{moment.label}: {problem}" for problem in problems]
+    assert not failures, "\n".join(failures)
+
+
+def test_the_statement_kinds_of_the_stepped_revisions() -> None:
+    """The classification the matrix picks its moments by."""
+    assert statement_kind("DO $backfill$ DECLARE batch_start bigint") == "batched backfill"
+    assert statement_kind("DO $lock_retries$ DECLARE attempt") == "DO block lock_retries"
+    assert statement_kind("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS x") == (
+        "CREATE INDEX CONCURRENTLY"
+    )
+    assert statement_kind("ALTER TABLE likes VALIDATE CONSTRAINT fk") == "VALIDATE CONSTRAINT"
+    assert statement_kind("ALTER TABLE users ADD COLUMN IF NOT EXISTS jti") == (
+        "ALTER TABLE ADD COLUMN"
+    )
+    assert statement_kind("INSERT INTO rayces_migration_steps (revision)") == (
+        "journal records a step"
+    )
+    assert statement_kind("UPDATE alembic_version SET version_num='1'") == "version row"
+    assert statement_kind("VACUUM (ANALYZE) users") == "VACUUM (ANALYZE)"
