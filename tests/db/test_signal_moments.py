@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,7 +37,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from tests.db.alembic_helpers import BASELINE, revisions
+from tests.db.alembic_helpers import BASELINE, HEAD, revisions
 from tests.db.populated import Templates, copy_of
 
 from rayces.migrations import commands
@@ -419,3 +421,243 @@ def test_the_statement_kinds_of_the_stepped_revisions() -> None:
     )
     assert statement_kind("UPDATE alembic_version SET version_num='1'") == "version row"
     assert statement_kind("VACUUM (ANALYZE) users") == "VACUUM (ANALYZE)"
+
+
+# --- moments around the revisions -----------------------------------------------------------
+
+
+def _full_upgrade(templates: Templates, tmp_path: Path) -> tuple[Trace, str]:
+    """A traced, uninterrupted upgrade from the populated baseline to head, and its schema."""
+    trace_path = tmp_path / "full-trace.jsonl"
+    with copy_of(templates.server_url, templates.at(BASELINE)) as database_url:
+        traced = _raycesctl(
+            ["migrate", "--database-url", database_url], {TRACE_VARIABLE: str(trace_path)}, tmp_path
+        )
+        assert traced.returncode == 0, traced.stderr
+        return Trace.read(trace_path), commands.dump_schema(database_url)
+
+
+@pytest.fixture(scope="module")
+def full_upgrade(
+    templates: Templates, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Trace, str]:
+    return _full_upgrade(templates, tmp_path_factory.mktemp("full-upgrade"))
+
+
+FULL_RUN = Expectation("", "upgrade", BASELINE, HEAD)
+
+
+def _interrupt_full_upgrade(
+    templates: Templates,
+    tmp_path: Path,
+    reference: str,
+    environment: dict[str, str],
+    signal_name: str,
+) -> dict[str, Any]:
+    """Run baseline -> head with `environment`'s fault hooks; check the contract and the
+    rerun to head; return the result."""
+    with copy_of(templates.server_url, templates.at(BASELINE)) as database_url:
+        run = _raycesctl(["migrate", "--database-url", database_url], environment, tmp_path)
+        assert run.returncode == EXIT_STATUS[signal_name], run.stderr
+        result = run.result
+        stopped = result["error"]["revision"]
+        expected = Expectation(stopped or "", "upgrade", result["from_revision"], HEAD)
+        if stopped:
+            expected = Expectation(
+                stopped,
+                "upgrade",
+                PARENT[stopped],
+                stopped,
+                (result["error"]["step"],) if result["error"]["step"] else (),
+            )
+        problems = _contract_problems(run, signal_name, database_url, expected, in_step=False)
+        problems += _converges(database_url, FULL_RUN, reference, 240)
+        assert not problems, problems
+        return result
+
+
+@pytest.mark.parametrize(
+    "revision", ["20250713000001", "20250713000004", "20250713000011", "20250718000016"]
+)
+def test_a_signal_between_revisions(
+    templates: Templates, tmp_path: Path, full_upgrade: tuple[Trace, str], revision: str
+) -> None:
+    """Sent as Alembic records `revision` done: the revision commits, the next one does not
+    start, and the result says where the database is."""
+    _, reference = full_upgrade
+    result = _interrupt_full_upgrade(
+        templates, tmp_path, reference, {SIGNAL_VARIABLE: f"INT@applied:{revision}"}, "INT"
+    )
+    assert result["to_revision"] in (revision, PARENT[revision])
+    assert [step["revision"] for step in result["steps"]][-1:] in ([revision], [PARENT[revision]])
+
+
+def test_a_signal_as_the_result_of_a_completed_run_is_written(
+    templates: Templates, tmp_path: Path, full_upgrade: tuple[Trace, str]
+) -> None:
+    """Every revision ran: the result still says interrupted (exit 143), and that the database
+    is at head, with every step listed."""
+    _, reference = full_upgrade
+    result = _interrupt_full_upgrade(
+        templates, tmp_path, reference, {SIGNAL_VARIABLE: "TERM@result"}, "TERM"
+    )
+    assert result["to_revision"] == HEAD
+    assert len(result["steps"]) == len(revisions()) - 1
+    assert result["error"]["revision"] is None
+    assert HEAD in result["error"]["hint"]
+
+
+def test_a_signal_as_the_result_of_a_refused_run_is_written(
+    templates: Templates, tmp_path: Path
+) -> None:
+    """A rollback refused by the data-loss guard, signalled as its refusal is written: the
+    result is interrupted (exit 130), nothing was changed."""
+    with copy_of(templates.server_url, templates.at("20250713000002")) as database_url:
+        run = _raycesctl(
+            ["rollback", "--database-url", database_url],
+            {SIGNAL_VARIABLE: "INT@result"},
+            tmp_path,
+        )
+        expected = Expectation("20250713000002", "downgrade", "20250713000002", "20250713000001")
+        assert not _contract_problems(run, "INT", database_url, expected, in_step=False)
+        assert run.result["to_revision"] == "20250713000002"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param("TERM", "TERM", id="sigterm-twice"),
+        pytest.param("INT", "INT", id="ctrl-c-twice"),
+        pytest.param("TERM", "INT", id="sigterm-then-ctrl-c"),
+    ],
+)
+def test_a_second_signal_during_the_shutdown(
+    templates: Templates,
+    tmp_path: Path,
+    full_upgrade: tuple[Trace, str],
+    first: str,
+    second: str,
+) -> None:
+    """The first signal lands inside the first batched backfill; the second inside the very
+    next statement, which is the shutdown's own (reading back the revision): it is noted and
+    ignored, never a traceback or exit 1."""
+    trace, reference = full_upgrade
+    backfill = next(
+        line["number"]
+        for line in trace.lines
+        if line["kind"] == "statement" and statement_kind(line["sql"]) == "batched backfill"
+    )
+    faults = f"{first}@statement:{backfill},{second}@statement:{backfill + 1}"
+    result = _interrupt_full_upgrade(
+        templates, tmp_path, reference, {SIGNAL_VARIABLE: faults}, first
+    )
+    assert result["error"]["revision"] == "20250713000002"
+    assert result["error"]["step"] == "backfill"
+
+
+# --- statements held on purpose, signalled from outside ----------------------------------------
+
+
+def _stopped(process: subprocess.Popen[str]) -> bool:
+    """Whether the process is frozen by SIGSTOP (state T in /proc)."""
+    stat = Path(f"/proc/{process.pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_a_signal_inside_a_later_batch_of_a_backfill(templates: Templates, tmp_path: Path) -> None:
+    """Users span three batches. The run freezes itself just before its backfill (the revision's
+    ALTER TABLE committed), a row of the second batch is locked, and the run goes on: the
+    backfill commits its first batch and waits inside the second when SIGTERM comes."""
+    revision, parent = "20250713000006", "20250713000005"
+    trace_path = tmp_path / "trace.jsonl"
+    with copy_of(templates.server_url, templates.at(parent)) as database_url:
+        argv = ["migrate", "--to", revision, "--database-url", database_url]
+        assert _raycesctl(argv, {TRACE_VARIABLE: str(trace_path)}, tmp_path).returncode == 0
+    backfill = next(
+        line["number"]
+        for line in Trace.read(trace_path).lines
+        if line["kind"] == "statement" and statement_kind(line["sql"]) == "batched backfill"
+    )
+    with copy_of(templates.server_url, templates.at(parent)) as database_url:
+        argv = ["migrate", "--to", revision, "--database-url", database_url]
+        message = tmp_path / "batch.termination-log"
+        process = _start(argv, {SIGNAL_VARIABLE: f"STOP@before-statement:{backfill}"}, message)
+        try:
+            _wait_until(lambda: _stopped(process), "the run to freeze before its backfill")
+            with psycopg.connect(database_url) as blocker:
+                second_batch_user = 150 * USER_ID_STEP
+                blocker.execute(
+                    "SELECT 1 FROM users WHERE id = %s FOR UPDATE", (second_batch_user,)
+                )
+                process.send_signal(signal.SIGCONT)
+                _wait_until(lambda: _waiting_on_a_lock(database_url), "the backfill to wait")
+                with psycopg.connect(database_url, autocommit=True) as observer:
+                    row = observer.execute("SELECT count(jti) FROM users").fetchone()
+                process.send_signal(signal.SIGTERM)
+                run = _finish(process, message)
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+                process.kill()
+        first_batch = row[0] if row else 0
+        expected = Expectation(revision, "upgrade", parent, revision, ("add_column", "backfill"))
+        assert not _contract_problems(run, "TERM", database_url, expected, in_step=False)
+        assert run.result["error"]["step"] == "backfill"
+        assert 0 < first_batch < 240  # the first batch had committed
+        with copy_of(templates.server_url, templates.at(revision)) as reference_url:
+            reference = commands.dump_schema(reference_url)
+        assert not _converges(database_url, expected, reference, 240)
+
+
+def test_a_signal_inside_a_concurrent_index_build(templates: Templates, tmp_path: Path) -> None:
+    """`CREATE INDEX CONCURRENTLY` waits for an older transaction to end; SIGINT cancels it
+    there, and the invalid index it leaves is replaced by the rerun."""
+    with copy_of(templates.server_url, templates.at("20250718000015")) as database_url:
+        with psycopg.connect(database_url) as old_snapshot:
+            # Repeatable read keeps the transaction's snapshot while it sits idle.
+            old_snapshot.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            old_snapshot.execute("SELECT txid_current(), count(*) FROM posts")
+            message = tmp_path / "index.termination-log"
+            process = _start(
+                ["migrate", "--to", "20250718000016", "--database-url", database_url], {}, message
+            )
+            _wait_until(lambda: _waiting_on_a_lock(database_url), "the index build to wait")
+            process.send_signal(signal.SIGINT)
+            run = _finish(process, message)
+        expected = Expectation(
+            "20250718000016",
+            "upgrade",
+            "20250718000015",
+            "20250718000016",
+            ("add_columns", "validate_checks", "users_role_index"),
+        )
+        assert not _contract_problems(run, "INT", database_url, expected, in_step=False)
+        assert run.result["error"]["step"] == "users_role_index"
+        with copy_of(templates.server_url, templates.at("20250718000016")) as reference_url:
+            reference = commands.dump_schema(reference_url)
+        assert not _converges(database_url, expected, reference, 240)
+
+
+def test_a_signal_while_connecting(tmp_path: Path) -> None:
+    """A server that accepts the TCP connection and never answers: SIGTERM ends the wait at
+    once (without it, the 10 s connect timeout would end it with exit 3)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        message = tmp_path / "connect.termination-log"
+        process = _start(
+            ["migrate", "--database-url", f"postgresql://u:secret@127.0.0.1:{port}/db"],
+            {},
+            message,
+        )
+        silent.settimeout(PATIENCE_SECONDS)
+        accepted, _ = silent.accept()  # raycesctl is connected and waits for an answer
+        with accepted:
+            process.send_signal(signal.SIGTERM)
+            run = _finish(process, message)
+    assert run.returncode == 143, run.stderr
+    assert run.result["error"]["kind"] == "interrupted"
+    assert json.loads(run.termination_message) == run.result
+    assert "Traceback" not in run.stderr
+    assert "secret" not in run.stdout + run.stderr

@@ -57,6 +57,7 @@ def run(parser: ArgumentParser, argv: Sequence[str], settings: Settings) -> int:
             checkpoint()  # a signal noted while the process started
             return handler(invocation)
         except (Exception, Interrupted) as error:
+            guard.stop_raising()  # a signal now only changes what is reported
             result_writing()
             # From here on a signal is only noted: the failure below is what gets reported.
             failure = _failure(error, guard.hold(), settings, output)

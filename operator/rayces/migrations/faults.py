@@ -9,8 +9,8 @@ does nothing when unset; nothing in production sets them.
   in the order the revision declares them) of that revision in that direction has completed,
   send the process SIGNAL: `KILL` (the default: a lost node), `TERM` (the kubelet) or `INT`
   (Ctrl-C).
-- `RAYCES_FAULT_SIGNAL=SIGNAL@MOMENT[,SIGNAL@MOMENT...]`: send SIGNAL (`TERM`, `INT`, `KILL`)
-  at each MOMENT:
+- `RAYCES_FAULT_SIGNAL=SIGNAL@MOMENT[,SIGNAL@MOMENT...]`: send SIGNAL (`TERM`, `INT`, `KILL`,
+  or `STOP`, which freezes the process there until a test sends SIGCONT) at each MOMENT:
   - `statement:K`: inside the K-th statement the process sends to a server (counted from 1 over
     the whole process): a helper thread waits until the driver shows the statement in progress,
     then signals, so the signal lands while the server runs it; for a statement quicker than
@@ -47,8 +47,8 @@ _INSIDE_WAIT_SECONDS = 2.0
 
 def _signal_named(name: str) -> int:
     bare = name.upper().removeprefix("SIG")
-    if bare not in ("KILL", "TERM", "INT"):
-        raise ValueError(f"unknown signal {name!r}: use KILL, TERM or INT")
+    if bare not in ("KILL", "TERM", "INT", "STOP"):
+        raise ValueError(f"unknown signal {name!r}: use KILL, TERM, INT or STOP")
     return int(getattr(signal, f"SIG{bare}"))
 
 

@@ -98,6 +98,7 @@ class SignalGuard:
     def __init__(self) -> None:
         self.received: list[int] = []
         self.holding = False
+        self._noting = False
         self._before_hold: int | None = None
         self._delivered = False
         self._connections: dict[int, tuple[OpenCheck, Canceller]] = {}
@@ -118,9 +119,14 @@ class SignalGuard:
             self._before_hold = self.first_signal
         return self._before_hold
 
+    def stop_raising(self) -> None:
+        """From now on, note signals without raising (a failure is being reported); unlike
+        `hold()`, a signal noted now still makes the result interrupted."""
+        self._noting = True
+
     def handle(self, signal_number: int, frame: FrameType | None) -> None:
         self.received.append(signal_number)
-        if len(self.received) > 1 or self.holding:
+        if len(self.received) > 1 or self.holding or self._noting:
             return
         open_connections = [cancel for is_open, cancel in self._connections.values() if is_open()]
         if open_connections and not self._immediate:
