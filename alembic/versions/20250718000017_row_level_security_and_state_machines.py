@@ -36,6 +36,12 @@ is the default organization; under any other tenant, or none, the insert is refu
 The role is cluster-wide and may serve other databases: the downgrade revokes its privileges in
 this database and leaves the role itself.
 
+The revision commits in two steps, each recorded in the step journal: `security` (everything
+above but the index, one transaction) and `payment_reference_index` (built concurrently, outside
+a transaction); the downgrade drops the index first, then the rest. Each step can run again over
+a part of itself, so a run stopped between or inside them is resumed by `migrate` and undone by
+`rollback` like any other stepped revision.
+
 Revision ID: 20250718000017
 Revises: 20250718000016
 Create Date: 2025-07-18 00:00:17
@@ -47,6 +53,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from rayces.migrations.journal import RevisionSteps
 from rayces.migrations.online_operations import (
     create_index_concurrently,
     drop_index_concurrently,
@@ -100,7 +107,7 @@ LOCK_ORDER = (
 PAYMENT_REFERENCE_INDEX = "index_credit_transactions_on_org_id_and_payment_reference"
 
 _CURRENT_ORGANIZATION_FUNCTION = """\
-CREATE FUNCTION current_organization_id() RETURNS bigint
+CREATE OR REPLACE FUNCTION current_organization_id() RETURNS bigint
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$SELECT NULLIF(current_setting('app.current_organization_id', true), '')::bigint$$"""
@@ -418,16 +425,49 @@ CREATE TRIGGER trg_credit_transactions_state_machine
 
 
 def upgrade() -> None:
+    steps = RevisionSteps(revision, "upgrade")
+    steps.step("security", _create_security)
+    with op.get_context().autocommit_block():
+        steps.step(
+            "payment_reference_index",
+            lambda: create_index_concurrently(
+                PAYMENT_REFERENCE_INDEX,
+                "credit_transactions",
+                ["organization_id", "payment_reference"],
+                unique=True,
+                where="payment_reference IS NOT NULL",
+            ),
+        )
+    steps.finish()
+
+
+def downgrade() -> None:
+    # Each step also copes with an upgrade that stopped part-way: this is how `rollback` undoes
+    # one.
+    steps = RevisionSteps(revision, "downgrade")
+    with op.get_context().autocommit_block():
+        steps.step(
+            "drop_payment_reference_index", lambda: drop_index_concurrently(PAYMENT_REFERENCE_INDEX)
+        )
+    steps.step("drop_security", _drop_security)
+    steps.finish()
+
+
+def _create_security() -> None:
+    """The function, RLS and policies, the role and its grants, the state triggers: one
+    transaction, safe to run again over a part of it (after an interrupted downgrade)."""
     lock_tables_briefly(LOCK_ORDER)
     op.execute(_CURRENT_ORGANIZATION_FUNCTION)
     for table in TENANT_TABLES:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        op.execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
         op.execute(
             f"CREATE POLICY tenant_isolation ON {table} "
             f"USING (organization_id = {_DECLARED_TENANT}) "
             f"WITH CHECK (organization_id = {_DECLARED_TENANT})"
         )
     op.execute("ALTER TABLE organizations ENABLE ROW LEVEL SECURITY")
+    op.execute("DROP POLICY IF EXISTS tenant_isolation ON organizations")
     op.execute(
         "CREATE POLICY tenant_isolation ON organizations FOR SELECT "
         f"USING (id = {_DECLARED_TENANT})"
@@ -435,29 +475,29 @@ def upgrade() -> None:
     op.execute(_CREATE_ROLE_IF_ALLOWED)
     op.execute(_if_role_exists(_GRANTS))
     for _, _, _, function, trigger in STATE_MACHINE_TRIGGERS:
-        op.execute(function)
-        op.execute(trigger)
-    with op.get_context().autocommit_block():
-        create_index_concurrently(
-            PAYMENT_REFERENCE_INDEX,
-            "credit_transactions",
-            ["organization_id", "payment_reference"],
-            unique=True,
-            where="payment_reference IS NOT NULL",
-        )
+        op.execute(_or_replace(function))
+        op.execute(_or_replace(trigger))
 
 
-def downgrade() -> None:
-    with op.get_context().autocommit_block():
-        drop_index_concurrently(PAYMENT_REFERENCE_INDEX)
+def _drop_security() -> None:
+    """Everything `_create_security` made, whatever part of it is there."""
     lock_tables_briefly(LOCK_ORDER)
     for table, trigger, function, _, _ in reversed(STATE_MACHINE_TRIGGERS):
-        op.execute(f"DROP TRIGGER {trigger} ON {table}")
-        op.execute(f"DROP FUNCTION {function}()")
+        op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
+        op.execute(f"DROP FUNCTION IF EXISTS {function}()")
     op.execute(_if_role_exists(_REVOKES))
-    op.execute("DROP POLICY tenant_isolation ON organizations")
+    op.execute("DROP POLICY IF EXISTS tenant_isolation ON organizations")
     op.execute("ALTER TABLE organizations DISABLE ROW LEVEL SECURITY")
     for table in reversed(TENANT_TABLES):
-        op.execute(f"DROP POLICY tenant_isolation ON {table}")
+        op.execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
         op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
-    op.execute("DROP FUNCTION current_organization_id()")
+    op.execute("DROP FUNCTION IF EXISTS current_organization_id()")
+
+
+def _or_replace(statement: str) -> str:
+    """`CREATE FUNCTION`/`CREATE TRIGGER` as `CREATE OR REPLACE ...`: the same object, and safe
+    to run again. The literals above stay as the renderer writes them (a test compares them)."""
+    for kind in ("FUNCTION", "TRIGGER"):
+        if statement.startswith(f"CREATE {kind} "):
+            return statement.replace(f"CREATE {kind} ", f"CREATE OR REPLACE {kind} ", 1)
+    raise ValueError(f"not a CREATE FUNCTION or CREATE TRIGGER: {statement[:40]!r}")

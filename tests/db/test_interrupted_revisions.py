@@ -84,6 +84,7 @@ def test_every_revision_that_commits_in_steps_declares_them() -> None:
         "20250713000005",
         "20250713000006",
         "20250718000016",
+        "20250718000017",
     }
     for revision in stepped:
         assert DECLARED_STEPS[(revision, "upgrade")], revision
