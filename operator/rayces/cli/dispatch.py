@@ -166,6 +166,7 @@ def _usage_error(output: Output, error: CommandLineError, argv: Sequence[str]) -
         to_revision=None,
         target_revision=None,
         error=ErrorInfo(kind=ErrorKind.USAGE, message=usage.message, hint=usage.hint),
+        revisions_known=False,
     )
     output.result(result.to_dict())
     return ExitCode.USAGE

@@ -465,7 +465,7 @@ def _record_finished_jobs(builder: _Builder, spec: SchemaMigrationSpec) -> None:
         history = [*list(builder.status.get("history") or ()), summary]
         builder.status["history"] = history[-HISTORY_LIMIT:]
         builder.status["lastRun"] = _last_run(job, outcome)
-        if outcome.result is not None:
+        if outcome.result is not None and outcome.result.revisions_known:
             builder.status["currentRevision"] = _revision_label(outcome.result.to_revision)
         if job.intent.purpose == "rollback-on-failure":
             rollback = dict(builder.status.get("rollback") or {})

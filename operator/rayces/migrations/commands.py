@@ -447,6 +447,7 @@ def _run(
         try:
             # Read before waiting for the lock, so that even a lock timeout says where it is.
             run.before = current_revision_of(connection)
+            run.read = True
             acquire_migration_lock(connection, wait_timeout=lock_wait_timeout)
             apply_session_settings(
                 connection, lock_timeout=lock_timeout, statement_timeout=statement_timeout
@@ -539,6 +540,8 @@ class _RunState:
         self.started = started
         self.chain = chain
         self.before: str | None = None
+        #: whether `before` was read from the database (else it is unknown, not base)
+        self.read = False
         self.target: str | None = None
         self.planned: list[str] = []
         self.steps: list[MigrationStep] = []
@@ -551,6 +554,7 @@ class _RunState:
             target_revision=self.target,
             error=error,
             duration_seconds=time.monotonic() - self.started,
+            revisions_known=self.read,
         )
 
     def settle(self, now: str | None) -> tuple[list[MigrationStep], str | None]:
@@ -572,7 +576,10 @@ def _interrupted(
 ) -> RunInterruptedError:
     signal_name = signals.signal_number_name(signal_number)
     position = progress.current_position()
-    now = _revision_after_failure(connection, engine, run.before)
+    try:
+        now, known = _read_revision_again(connection, engine), True
+    except LookupError:
+        now, known = run.before, run.read
     done, running = run.settle(now)
     step = position.step if position.revision == running and running else None
     if running and (done or position.revision == running):
@@ -595,12 +602,13 @@ def _interrupted(
     interrupted = RunInterruptedError(error.message, hint=error.hint, signal_number=signal_number)
     interrupted.result = MigrationResult(
         command=run.command,
-        from_revision=run.before,
+        from_revision=run.before if run.read else now,  # unread: nothing ran, so it is `now`
         to_revision=now,
         target_revision=run.target,
         steps=tuple(done),
         error=error,
         duration_seconds=time.monotonic() - run.started,
+        revisions_known=known,
     )
     return interrupted
 
@@ -751,7 +759,19 @@ def _apply(
 def _revision_after_failure(
     connection: Connection, engine: Engine, fallback: str | None
 ) -> str | None:
-    """Where the database is after a failed revision: asked again, on a clean transaction."""
+    """Where the database is after a failed revision, or `fallback` if it cannot be read."""
+    try:
+        return _read_revision_again(connection, engine)
+    except LookupError:
+        log.warning("cannot read the current revision; reporting the last completed step")
+        return fallback
+
+
+def _read_revision_again(connection: Connection, engine: Engine) -> str | None:
+    """Where the database is now: asked again, on a clean transaction, or on a new connection.
+
+    :raises LookupError: neither connection can tell.
+    """
     try:
         connection.rollback()
         return current_revision_of(connection)
@@ -760,9 +780,8 @@ def _revision_after_failure(
     try:
         with engine.connect() as fresh:
             return current_revision_of(fresh)
-    except Exception:
-        log.warning("cannot read the current revision; reporting the last completed step")
-    return fallback
+    except Exception as error:
+        raise LookupError("the current revision cannot be read") from error
 
 
 def _release_quietly(connection: Connection) -> None:

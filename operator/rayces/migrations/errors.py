@@ -54,6 +54,7 @@ class MigrationsError(Exception):
             target_revision=None,
             error=self.error_info(),
             duration_seconds=duration_seconds,
+            revisions_known=False,
         )
 
 

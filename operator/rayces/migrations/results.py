@@ -285,7 +285,10 @@ class MigrationResult(CommandResult):
     """The outcome of `upgrade` or `downgrade`.
 
     `to_revision` is where the database *is* after the run (on failure: the last revision that
-    completed), `target_revision` where it was asked to go. `None` means base (no revision).
+    completed), `target_revision` where it was asked to go. `None` means base (no revision),
+    unless `revisions_known` is false: the run ended before it read the database's revision (a
+    usage error, no connection, a signal while starting), so both revisions are unknown. The JSON
+    carries `"revisions_known": false` only then, so results stay as they were otherwise.
     """
 
     command: str
@@ -295,12 +298,14 @@ class MigrationResult(CommandResult):
     steps: tuple[MigrationStep, ...] = ()
     error: ErrorInfo | None = None
     duration_seconds: float = 0.0
+    revisions_known: bool = True
 
     def fields(self) -> dict[str, Any]:
         return {
             "from_revision": self.from_revision,
             "to_revision": self.to_revision,
             "target_revision": self.target_revision,
+            **({} if self.revisions_known else {"revisions_known": False}),
             "steps": [step.to_dict() for step in self.steps],
         }
 
@@ -310,6 +315,7 @@ class MigrationResult(CommandResult):
             from_revision=_optional_str(document.get("from_revision")),
             to_revision=_optional_str(document.get("to_revision")),
             target_revision=_optional_str(document.get("target_revision")),
+            revisions_known=document.get("revisions_known", True) is not False,
             steps=tuple(
                 MigrationStep(
                     revision=str(step.get("revision")),

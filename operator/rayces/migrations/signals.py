@@ -180,6 +180,13 @@ def note_early_signals() -> None:
             signal.signal(number, _note_early)
 
 
+def ignore_from_now_on() -> None:
+    """Ignore SIGINT and SIGTERM for the rest of the process (its result is written)."""
+    if threading.current_thread() is threading.main_thread():
+        for number in HANDLED_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
+
+
 def _note_early(signal_number: int, frame: FrameType | None) -> None:
     _early.append(signal_number)
 
