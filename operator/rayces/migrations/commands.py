@@ -576,6 +576,9 @@ def _interrupted(
 ) -> RunInterruptedError:
     signal_name = signals.signal_number_name(signal_number)
     position = progress.current_position()
+    # The session goes at once: its transaction rolls back and its lock is released. A cancel
+    # request sent for its last statement can no longer reach a statement of the cleanup.
+    _discard(connection)
     try:
         now, known = _read_revision_again(connection, engine), True
     except LookupError:
@@ -772,11 +775,12 @@ def _read_revision_again(connection: Connection, engine: Engine) -> str | None:
 
     :raises LookupError: neither connection can tell.
     """
-    try:
-        connection.rollback()
-        return current_revision_of(connection)
-    except Exception:  # the connection may have died with the revision, or been cancelled
-        log.info("cannot read the revision on the migration connection; asking on a new one")
+    if not connection.invalidated:
+        try:
+            connection.rollback()
+            return current_revision_of(connection)
+        except Exception:  # the connection may have died with the revision, or been cancelled
+            log.info("cannot read the revision on the migration connection; asking on a new one")
     try:
         with engine.connect() as fresh:
             return current_revision_of(fresh)
@@ -784,7 +788,17 @@ def _read_revision_again(connection: Connection, engine: Engine) -> str | None:
         raise LookupError("the current revision cannot be read") from error
 
 
+def _discard(connection: Connection) -> None:
+    """Close the connection's session without a word to the server beyond the goodbye."""
+    try:
+        connection.invalidate()
+    except Exception:  # already gone
+        log.debug("could not close the migration connection", exc_info=True)
+
+
 def _release_quietly(connection: Connection) -> None:
+    if connection.invalidated:  # its session is gone, and the lock with it
+        return
     try:
         connection.rollback()
         release_migration_lock(connection)
