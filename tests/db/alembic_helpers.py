@@ -145,6 +145,13 @@ class Revision:
     path: Path
 
 
+def stepped_revisions() -> list[str]:
+    """The revisions that commit in steps, recorded in the step journal (`RevisionSteps`)."""
+    return [
+        revision.id for revision in revisions() if "RevisionSteps(" in revision.path.read_text()
+    ]
+
+
 def revisions() -> list[Revision]:
     """Every revision, base first, as Alembic's script directory walks them."""
     script = ScriptDirectory(str(SCRIPT_LOCATION))

@@ -22,6 +22,7 @@ from tests.db.alembic_helpers import (
     snapshot_difference,
     upgrade,
 )
+from tests.db.populated import BASELINE_TABLES as BASELINE_ROWS
 
 from rayces.migrations.errors import UsageError
 from rayces.migrations.settings import Settings
@@ -82,14 +83,7 @@ def _fill_baseline(connection: Connection, users: int = USERS) -> None:
     connection.commit()
 
 
-_FINGERPRINTS = {
-    "users": "concat_ws(',', id, name, email, image, username, uid, "
-    "extract(epoch FROM created_at), extract(epoch FROM updated_at))",
-    "posts": "concat_ws(',', id, post_id, hash_id, source, metadata::text, filename, "
-    "extract(epoch FROM created_at), extract(epoch FROM updated_at))",
-    "likes": "concat_ws(',', id, user_id, post_id, "
-    "extract(epoch FROM created_at), extract(epoch FROM updated_at))",
-}
+_FINGERPRINTS = BASELINE_ROWS
 
 
 def _fingerprints(connection: Connection) -> dict[str, tuple[int, str]]:

@@ -37,7 +37,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from tests.db.alembic_helpers import BASELINE, HEAD, revisions
+from tests.db.alembic_helpers import BASELINE, HEAD, revisions, stepped_revisions
 from tests.db.populated import Templates, copy_of
 
 from rayces.migrations import commands
@@ -46,15 +46,7 @@ from rayces.migrations.locking import MIGRATION_LOCK_KEY
 
 RAYCESCTL = str(Path(sys.executable).parent / "raycesctl")
 PARENT = {revision.id: revision.down for revision in revisions()}
-STEPPED = (
-    "20250713000002",
-    "20250713000003",
-    "20250713000004",
-    "20250713000005",
-    "20250713000006",
-    "20250718000016",
-    "20250718000017",
-)
+STEPPED = stepped_revisions()
 EXIT_STATUS = {"TERM": 143, "INT": 130}
 #: The server session must be gone this soon after the process ends.
 SESSION_GRACE_SECONDS = 3.0
@@ -132,11 +124,12 @@ def _command(database_url: str, revision: str, direction: str) -> list[str]:
 # --- what the server shows ------------------------------------------------------------------
 
 
-def _raycesctl_sessions(database_url: str) -> int:
+def _raycesctl_sessions(database_url: str, where: str = "true") -> int:
+    """How many raycesctl sessions the database has (that also satisfy `where`)."""
     with psycopg.connect(database_url, autocommit=True) as connection:
         row = connection.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE application_name LIKE 'raycesctl@%' AND datname = current_database()"
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'raycesctl@%' "
+            f"AND datname = current_database() AND {where}"
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -176,12 +169,7 @@ def _wait_until(condition: Any, what: str) -> None:
 
 
 def _waiting_on_a_lock(database_url: str) -> bool:
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        row = connection.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'raycesctl@%' "
-            "AND datname = current_database() AND wait_event_type = 'Lock'"
-        ).fetchone()
-    return bool(row and row[0])
+    return _raycesctl_sessions(database_url, "wait_event_type = 'Lock'") > 0
 
 
 # --- the contract ---------------------------------------------------------------------------
