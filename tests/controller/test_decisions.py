@@ -475,6 +475,31 @@ def test_a_transient_failure_schedules_a_retry_with_backoff() -> None:
     assert later.job["metadata"]["annotations"]["rayces.io/intent"].count('"attempt":2') == 1
 
 
+def test_a_job_stopped_before_it_read_the_database_leaves_the_current_revision() -> None:
+    """A Pod deleted while raycesctl started: the interrupted result knows no revision (not
+    base), so currentRevision stays what it was, and the run is retried."""
+    unknown = MigrationResult(
+        command="upgrade",
+        from_revision=None,
+        to_revision=None,
+        target_revision=None,
+        error=ErrorInfo(kind=ErrorKind.INTERRUPTED, message="interrupted by SIGTERM"),
+        revisions_known=False,
+    )
+    read_back = MigrationResult.from_termination_message(unknown.to_json())
+    assert read_back.revisions_known is False
+    job = finished_job(JobIntent("migrate", "r4"), exit_code=143, result=unknown)
+    decision = decide(resource(status={"currentRevision": "r2"}), job)
+    assert decision.status["currentRevision"] == "r2"
+    assert true_condition(decision) == ("Reconciling", "RetryScheduled")
+    known = finished_job(
+        JobIntent("migrate", "r4"), exit_code=143, result=result("r2", "r3", ErrorKind.INTERRUPTED)
+    )
+    assert (
+        decide(resource(status={"currentRevision": "r2"}), known).status["currentRevision"] == "r3"
+    )
+
+
 def test_after_the_last_attempt_it_is_stalled() -> None:
     jobs = [
         finished_job(

@@ -121,6 +121,11 @@ def _signal_faults() -> tuple[SignalFault, ...]:
     return parse_signal_faults(os.environ.get(SIGNAL_VARIABLE, ""))
 
 
+@functools.cache
+def _trace_path() -> str:
+    return os.environ.get(TRACE_VARIABLE, "")
+
+
 class _Counters:
     statements = 0
     commits = 0
@@ -185,7 +190,7 @@ def _fire(moment: str, argument: str, dbapi_connection: Any = None) -> None:
 
 
 def _trace(kind: str, number: int, sql: str) -> None:
-    path = os.environ.get(TRACE_VARIABLE)
+    path = _trace_path()
     if not path:
         return
     position = progress.current_position()
@@ -203,7 +208,7 @@ def _trace(kind: str, number: int, sql: str) -> None:
 
 def active() -> bool:
     """Whether any hook that watches statements or COMMITs is set."""
-    return bool(_signal_faults() or os.environ.get(TRACE_VARIABLE))
+    return bool(_signal_faults() or _trace_path())
 
 
 def statement_starting(statement: str, cursor: Any) -> None:
