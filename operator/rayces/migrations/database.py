@@ -216,8 +216,7 @@ def _before_statement(connection: Any, cursor: Any, statement: str, *_: Any) -> 
 
 
 def _before_commit(connection: Connection) -> None:
-    if faults.active():
-        faults.commit_starting(connection.connection.dbapi_connection)
+    faults.commit_starting(connection)
 
 
 def connect(engine: Engine) -> Connection:

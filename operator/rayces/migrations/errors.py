@@ -157,9 +157,10 @@ class RunInterruptedError(MigrationsError):
         :param hint: what the person should know and do.
         """
         import dataclasses
-        import signal
 
-        message = f"interrupted by {signal.Signals(signal_number).name}"
+        from rayces.migrations.signals import signal_number_name
+
+        message = f"interrupted by {signal_number_name(signal_number)}"
         interrupted = cls(message, hint=hint, signal_number=signal_number)
         if result is not None:  # every result class is a frozen dataclass
             error = ErrorInfo(kind=ErrorKind.INTERRUPTED, message=message, hint=hint)

@@ -222,11 +222,13 @@ def statement_starting(statement: str, cursor: Any) -> None:
     _fire("statement", number, getattr(cursor, "connection", None))
 
 
-def commit_starting(dbapi_connection: Any) -> None:
-    """Called before each COMMIT is sent."""
+def commit_starting(connection: Any) -> None:
+    """Called before each COMMIT is sent on `connection` (SQLAlchemy's)."""
+    if not active():
+        return
     _Counters.commits += 1
     _trace("commit", _Counters.commits, "COMMIT")
-    _fire("commit", str(_Counters.commits), dbapi_connection)
+    _fire("commit", str(_Counters.commits), connection.connection.dbapi_connection)
 
 
 def revision_applied(revision: str) -> None:

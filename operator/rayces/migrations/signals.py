@@ -175,14 +175,14 @@ def note_early_signals() -> None:
     The first `interruptible()` block then treats them as received at its start. For a
     program's very first lines; outside the main thread it does nothing.
     """
-    if threading.current_thread() is threading.main_thread():
+    if _is_main_thread():
         for number in HANDLED_SIGNALS:
             signal.signal(number, _note_early)
 
 
 def ignore_from_now_on() -> None:
     """Ignore SIGINT and SIGTERM for the rest of the process (its result is written)."""
-    if threading.current_thread() is threading.main_thread():
+    if _is_main_thread():
         for number in HANDLED_SIGNALS:
             signal.signal(number, signal.SIG_IGN)
 
@@ -200,7 +200,7 @@ def interruptible() -> Iterator[SignalGuard]:
     """
     global _active  # noqa: PLW0603 - one run per process; signals are process-wide
     guard = SignalGuard()
-    if threading.current_thread() is not threading.main_thread():
+    if not _is_main_thread():
         yield guard
         return
     previous = {number: signal.signal(number, guard.handle) for number in HANDLED_SIGNALS}
