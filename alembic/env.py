@@ -13,7 +13,9 @@ Where the connection comes from, in order:
 Revisions read their inputs only through `context.get_x_argument()`, never the environment.
 
 Every revision runs in its own transaction (`transaction_per_migration`), so a failing revision
-rolls back alone and the database stays at the last revision that completed.
+rolls back alone and the database stays at the last revision that completed. Where the database
+has Rails' `schema_migrations`, the same transaction inserts the revision's version there (or
+deletes it, going down), so Rails' record stays in step (`rayces.migrations.adoption`).
 
 The live models are imported only when autogenerate asks for them (`alembic revision
 --autogenerate` or `config.attributes["target_metadata"]`): running migrations never pays for them.
@@ -26,6 +28,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection, MetaData
 
+from rayces.migrations.adoption import keep_rails_record_in_step
 from rayces.migrations.settings import Settings
 
 config = context.config
@@ -70,9 +73,13 @@ def _configure_options() -> dict[str, Any]:
         "transaction_per_migration": True,
         "compare_type": True,
         "compare_server_default": True,
-        # rayces.migrations times each revision through this callback (called once a revision
-        # has run, inside its transaction); the plain `alembic` command sets none.
-        "on_version_apply": config.attributes.get("on_version_apply"),
+        # Called once a revision has run, inside its transaction: Rails' record first, then the
+        # callback rayces.migrations times each revision with (the plain `alembic` command
+        # sets none).
+        "on_version_apply": [
+            keep_rails_record_in_step,
+            *filter(None, [config.attributes.get("on_version_apply")]),
+        ],
     }
 
 

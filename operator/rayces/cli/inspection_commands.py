@@ -54,6 +54,18 @@ def status_command(invocation: Invocation) -> int:
         f"current revision: {revision_label(report.current_revision)}"
         f" (head: {revision_label(report.head_revision)}, {len(report.pending)} pending)"
     )
+    if report.rails_revision is not None:
+        output.line(
+            f"Rails' schema_migrations: at {report.rails_revision}, not yet recorded here; "
+            "`raycesctl migrate` adopts it once the schema matches that revision"
+        )
+    for problem in report.rails_record_problems:
+        output.line(f"Rails' schema_migrations: {problem} (migrate refuses to adopt it)")
+    for version in report.rails_only_versions:
+        output.line(
+            f"Rails' schema_migrations: {version} is a migration only Rails knows "
+            "(newer than every revision here)"
+        )
     output.line()
     output.line(" Status   Revision ID      Name")
     output.line("-" * 60)
@@ -100,6 +112,11 @@ def plan_command(invocation: Invocation) -> int:
         f"-- {plan.direction or 'nothing to do'} from {revision_label(plan.from_revision)}"
         f" to {revision_label(plan.to_revision)} ({count} revision{'s' if count != 1 else ''})"
     )
+    if plan.from_rails_record:
+        output.line(
+            f"-- {plan.from_revision} is what Rails' schema_migrations records; `raycesctl "
+            "migrate` compares the schema with it and records it before running this"
+        )
     if plan.sql:
         output.raw(plan.sql if plan.sql.endswith("\n") else plan.sql + "\n")
     return ExitCode.OK

@@ -25,6 +25,10 @@ def add_parsers(commands: Subcommands, options: SharedOptions) -> None:
         commands,
         "migrate",
         "apply the revisions up to a target revision (default: head)",
+        "A database Rails made (schema_migrations, no alembic_version) is adopted first:\n"
+        "if its versions are a prefix of the revisions and its schema matches that revision,\n"
+        "the revision is recorded; otherwise nothing changes and each difference is listed\n"
+        "(exit 8). schema_migrations is kept in step with every revision run.\n\n"
         "examples:\n  raycesctl migrate\n  raycesctl migrate --to 20250713000004 --output json",
         schema_change,
         handler=migrate_command,
@@ -125,8 +129,18 @@ def report_migration(output: Output, result: MigrationResult) -> None:
             hint=f"the database is at {revision_label(result.to_revision)}; run the same "
             "command again to continue",
         ) from None
+    for version in result.rails_only_versions:
+        output.warning(
+            f"schema_migrations holds {version}, a migration only Rails knows (newer than every "
+            "revision here); it was left as it is"
+        )
     if output.json:
         return
+    if result.adoption_message:
+        output.line(
+            f"{result.adoption_message}: the schema matched it, so it is now recorded in "
+            "alembic_version too"
+        )
     for step in result.steps:
         output.line(
             f"{step.direction:<9} {step.revision}  {step.name}  ({step.duration_seconds:.3f}s)"

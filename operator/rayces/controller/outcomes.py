@@ -33,6 +33,7 @@ REASON_OF_KIND: Mapping[ErrorKind, str] = {
     ErrorKind.PERMISSION_DENIED: "PermissionDenied",
     ErrorKind.VERIFICATION_FAILED: "VerificationFailed",
     ErrorKind.PRECONDITION_FAILED: "PreconditionFailed",
+    ErrorKind.ADOPTION_REFUSED: "AdoptionRefused",
     ErrorKind.INTERRUPTED: "Interrupted",
     ErrorKind.SCHEMA_DUMP: "JobFailed",
     ErrorKind.PLAN: "JobFailed",

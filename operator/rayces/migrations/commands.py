@@ -12,15 +12,15 @@ last revision that completed, and the result says which one that is (read back f
 database, so a revision whose COMMIT failed is not counted as done). Inside
 `rayces.migrations.signals.interruptible()`, SIGINT and SIGTERM end a run the same way, with an
 `interrupted` result naming the revision and step. A rollback first counts the rows it would
-drop (`rayces.migrations.data_loss`) and refuses unless data loss is allowed.
+drop (`rayces.migrations.data_loss`) and refuses unless data loss is allowed. A database Rails
+made, with `schema_migrations` and no `alembic_version`, is adopted first, once its schema
+matches the revision Rails recorded (`rayces.migrations.adoption`).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rayces.migrations import faults, progress, signals
+from rayces.migrations.adoption import adopt_rails_record, read_rails_record, sync_rails_record
 from rayces.migrations.data_loss import refuse_data_loss
 from rayces.migrations.database import (
     apply_session_settings,
@@ -109,7 +110,10 @@ def upgrade(
     :raises ConnectionFailedError: the database cannot be reached.
     :raises LockTimeoutError: another run held the lock for longer than `lock_wait_timeout`.
     :raises PermissionDeniedError: the role lacks a privilege outside a revision (inside one, a
-        `MigrationFailedError` whose result's error kind is `permission_denied`).
+        `MigrationFailedError` whose result's error kind is `permission_denied`), or may not
+        create the scratch database that adopting Rails' record compares with.
+    :raises AdoptionRefusedError: the database has Rails' `schema_migrations` and no recorded
+        revision, and its versions or its schema do not match a revision; nothing was changed.
     :raises RunInterruptedError: SIGINT or SIGTERM arrived (inside `signals.interruptible()`);
         the running statement was cancelled and the lock released; its result says where.
     """
@@ -199,7 +203,10 @@ def stamp(
 
     This is how a database whose schema already matches a revision is brought under the
     migrations: an existing MyHub database is stamped at the baseline, `20240606034427`, and
-    then upgraded. Stamping changes nothing but the `alembic_version` row.
+    then upgraded. Stamping changes nothing but the `alembic_version` row, and, where Rails'
+    `schema_migrations` exists, the chain's versions in it (those up to `revision` are there
+    afterwards, the later ones not; versions only Rails knows stay). Unlike `migrate`'s
+    adoption of Rails' record, it compares nothing: it is how a person records what they know.
 
     :param database: PostgreSQL URL, as for `upgrade`.
     :param revision: the revision the schema is at (`base` clears the record).
@@ -214,7 +221,9 @@ def stamp(
     started = time.monotonic()
     url = normalize_database_url(database)
     config = build_config(location=script_location)
-    target = _resolve(load_scripts(config), revision)
+    scripts = load_scripts(config)
+    target = _resolve(scripts, revision)
+    chain = [script.revision for script in revision_chain(scripts)]
     engine = create_database_engine(url)
     with connect(engine) as connection, _reporting("stamp"):
         acquire_migration_lock(connection, wait_timeout=lock_wait_timeout)
@@ -223,6 +232,8 @@ def stamp(
             heads = recorded_revisions(connection)
             config.attributes["connection"] = connection
             command.stamp(config, target or "base", purge=True)
+            if read_rails_record(connection, chain) is not None:
+                sync_rails_record(connection, chain, target)
             connection.commit()
         finally:
             _release_quietly(connection)
@@ -245,10 +256,11 @@ def status(database: str, *, script_location: Path | None = None) -> StatusRepor
     scripts = load_scripts(build_config(location=script_location))
     chain = revision_chain(scripts)
     engine = create_database_engine(normalize_database_url(database))
+    ids = [script.revision for script in chain]
     with connect(engine) as connection, _reporting("status"):
         current = current_revision_of(connection)
         interrupted = read_interrupted_revision(connection)
-    ids = [script.revision for script in chain]
+        rails = read_rails_record(connection, ids)
     applied = applied_count(chain, current)
     return StatusReport(
         current_revision=current,
@@ -263,6 +275,9 @@ def status(database: str, *, script_location: Path | None = None) -> StatusRepor
             for index, script in enumerate(chain)
         ),
         interrupted=interrupted,
+        rails_revision=rails.revision if rails and current is None else None,
+        rails_only_versions=rails.rails_only_versions if rails else (),
+        rails_record_problems=rails.problems if rails and current is None else (),
     )
 
 
@@ -289,6 +304,7 @@ def plan(
     from alembic import command
 
     validate_revision_arguments(x_arguments or {})
+    from_rails_record = False
     buffer = io.StringIO()
     config = build_config(location=script_location, x_arguments=x_arguments, output_buffer=buffer)
     scripts = load_scripts(config)
@@ -298,12 +314,16 @@ def plan(
         engine = create_database_engine(normalize_database_url(database))
         with connect(engine) as connection, _reporting("plan"):
             start = current_revision_of(connection)
+            if start is None:  # not adopted yet: from where Rails' record says the schema is
+                rails = read_rails_record(connection, [s.revision for s in revision_chain(scripts)])
+                start = rails.revision if rails and not rails.problems else None
+                from_rails_record = start is not None
     else:
         start = None
     target = _resolve(scripts, to)
     direction, revisions = revisions_between(revision_chain(scripts), start, target)
     if not revisions:
-        return MigrationPlan(start, target, None, (), "")
+        return MigrationPlan(start, target, None, (), "", from_rails_record)
     try:
         if direction == "upgrade":
             command.upgrade(config, f"{start}:{target}" if start else str(target), sql=True)
@@ -314,7 +334,9 @@ def plan(
             f"cannot render the plan offline: {first_line(error)}",
             hint="the revision needs a live database; run it against a copy instead",
         ) from error
-    return MigrationPlan(start, target, direction, tuple(revisions), buffer.getvalue())
+    return MigrationPlan(
+        start, target, direction, tuple(revisions), buffer.getvalue(), from_rails_record
+    )
 
 
 def dump_schema(database: str) -> str:
@@ -326,7 +348,7 @@ def dump_schema(database: str) -> str:
 
     :param database: PostgreSQL URL, as for `upgrade`.
     """
-    from rayces.migrations.schema_dump import normalize_dump, run_pg_dump
+    from rayces.migrations.schema_dump import normalize_dump, passfile, run_pg_dump
 
     url = normalize_database_url(database)
     engine = create_database_engine(url)
@@ -334,29 +356,13 @@ def dump_schema(database: str) -> str:
         current = current_revision_of(connection)
         version_table_schema = _version_table_schema(connection)
     parameters = connection_parameters(url)
-    with _passfile(parameters.get("password")) as passfile:
-        without_password = parameters.with_values({"password": None, "passfile": passfile})
+    with passfile(parameters.get("password")) as path:
+        without_password = parameters.with_values({"password": None, "passfile": path})
         return normalize_dump(
             run_pg_dump(without_password.conninfo()),
             revision=current,
             version_table_schema=version_table_schema,
         )
-
-
-@contextmanager
-def _passfile(password: str | None) -> Iterator[str | None]:
-    """A libpq passfile (mode 0600) holding `password` for any server, removed afterwards."""
-    if not password:
-        yield None
-        return
-    descriptor, path = tempfile.mkstemp(prefix="rayces-pgpass-")
-    try:
-        escaped = password.replace("\\", "\\\\").replace(":", "\\:")
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(f"*:*:*:*:{escaped}\n")
-        yield path
-    finally:
-        Path(path).unlink(missing_ok=True)
 
 
 def recorded_revisions(connection: Connection) -> tuple[str, ...]:
@@ -454,6 +460,17 @@ def _run(
             )
             connection.commit()
             current = run.before = current_revision_of(connection)
+            if current is None:  # Rails' record, if any, is adopted once the schema matches it
+                adoption = adopt_rails_record(
+                    connection,
+                    url,
+                    scripts,
+                    x_arguments=x_arguments,
+                    script_location=script_location,
+                )
+                current = run.before = adoption.revision if adoption else None
+                run.adopted = adoption.revision if adoption else None
+            rails = read_rails_record(connection, run.chain)
             # An interrupted revision is resumed or undone by Alembic like any other.
             current = settle_interrupted_revision(connection, chain, current, command_name)
             target = run.target = choose_target(scripts, current)
@@ -472,6 +489,8 @@ def _run(
                 target_revision=target,
                 steps=tuple(run.steps),
                 duration_seconds=time.monotonic() - started,
+                adopted_from_rails=run.adopted,
+                rails_only_versions=rails.rails_only_versions if rails else (),
             )
         except RunInterruptedError:
             raise
@@ -543,6 +562,8 @@ class _RunState:
         #: whether `before` was read from the database (else it is unknown, not base)
         self.read = False
         self.target: str | None = None
+        #: the revision this run adopted from Rails' `schema_migrations`, if it did
+        self.adopted: str | None = None
         self.planned: list[str] = []
         self.steps: list[MigrationStep] = []
 
@@ -555,6 +576,7 @@ class _RunState:
             error=error,
             duration_seconds=time.monotonic() - self.started,
             revisions_known=self.read,
+            adopted_from_rails=self.adopted,
         )
 
     def settle(self, now: str | None) -> tuple[list[MigrationStep], str | None]:

@@ -117,6 +117,20 @@ class PreconditionFailedError(MigrationsError):
     kind = ErrorKind.PRECONDITION_FAILED
 
 
+class AdoptionRefusedError(MigrationsError):
+    """A database Rails made is not what its `schema_migrations` claims: a version unknown to
+    the chain, a gap, or a schema that differs from the revision's. Nothing was changed.
+
+    :param differences: each difference, one short line ("users.uid: missing").
+    """
+
+    kind = ErrorKind.ADOPTION_REFUSED
+
+    def __init__(self, message: str, *, hint: str = "", differences: tuple[str, ...]) -> None:
+        super().__init__(message, hint=hint)
+        self.differences = differences
+
+
 class DataLossRefusedError(MigrationsError):
     """A downgrade would drop tables or columns that hold rows, and that was not allowed.
 

@@ -59,6 +59,7 @@ class ErrorKind(enum.StrEnum):
     PERMISSION_DENIED = "permission_denied"
     VERIFICATION_FAILED = "verification_failed"
     PRECONDITION_FAILED = "precondition_failed"
+    ADOPTION_REFUSED = "adoption_refused"
     INTERRUPTED = "interrupted"
     SCHEMA_DUMP = "schema_dump"
     PLAN = "plan"
@@ -84,6 +85,7 @@ _EXIT_CODE_OF_KIND: dict[ErrorKind, ExitCode] = {
     ErrorKind.PERMISSION_DENIED: ExitCode.PERMISSION_DENIED,
     ErrorKind.VERIFICATION_FAILED: ExitCode.VERIFICATION_FAILED,
     ErrorKind.PRECONDITION_FAILED: ExitCode.PRECONDITION_FAILED,
+    ErrorKind.ADOPTION_REFUSED: ExitCode.PRECONDITION_FAILED,
     ErrorKind.INTERRUPTED: ExitCode.INTERRUPTED,
     ErrorKind.SCHEMA_DUMP: ExitCode.FAILED,
     ErrorKind.PLAN: ExitCode.FAILED,
@@ -109,7 +111,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.VERIFICATION_FAILED: "verify found violations (each is listed: check, table, id, "
     "what is wrong)",
     ExitCode.PRECONDITION_FAILED: "the database is not in a state the command can start from: "
-    "no organization has that slug, or the data does not allow it",
+    "no organization has that slug, or the data does not allow it; or a database Rails made "
+    "does not match what its schema_migrations claims (each difference is listed)",
     ExitCode.INTERRUPTED: "interrupted by SIGINT (the JSON says where; run again to resume)",
     ExitCode.TERMINATED: "terminated by SIGTERM (as the kubelet sends it); as 130",
 }
@@ -289,6 +292,10 @@ class MigrationResult(CommandResult):
     unless `revisions_known` is false: the run ended before it read the database's revision (a
     usage error, no connection, a signal while starting), so both revisions are unknown. The JSON
     carries `"revisions_known": false` only then, so results stay as they were otherwise.
+
+    `adopted_from_rails` is the revision this run recorded from Rails' `schema_migrations`
+    (after comparing the schema with it); `rails_only_versions` the versions Rails recorded
+    that this chain does not have. Both appear in the JSON only when set.
     """
 
     command: str
@@ -299,13 +306,33 @@ class MigrationResult(CommandResult):
     error: ErrorInfo | None = None
     duration_seconds: float = 0.0
     revisions_known: bool = True
+    adopted_from_rails: str | None = None
+    rails_only_versions: tuple[str, ...] = ()
+
+    @property
+    def adoption_message(self) -> str | None:
+        """ "adopted from Rails at REV" when this run adopted the database, else `None`."""
+        if self.adopted_from_rails is None:
+            return None
+        return f"adopted from Rails at {self.adopted_from_rails}"
 
     def fields(self) -> dict[str, Any]:
+        adoption = self.adoption_message
         return {
             "from_revision": self.from_revision,
             "to_revision": self.to_revision,
             "target_revision": self.target_revision,
             **({} if self.revisions_known else {"revisions_known": False}),
+            **(
+                {}
+                if adoption is None
+                else {"adopted_from_rails": self.adopted_from_rails, "adoption": adoption}
+            ),
+            **(
+                {"rails_only_versions": list(self.rails_only_versions)}
+                if self.rails_only_versions
+                else {}
+            ),
             "steps": [step.to_dict() for step in self.steps],
         }
 
@@ -316,6 +343,10 @@ class MigrationResult(CommandResult):
             to_revision=_optional_str(document.get("to_revision")),
             target_revision=_optional_str(document.get("target_revision")),
             revisions_known=document.get("revisions_known", True) is not False,
+            adopted_from_rails=_optional_str(document.get("adopted_from_rails")),
+            rails_only_versions=tuple(
+                str(version) for version in document.get("rails_only_versions") or ()
+            ),
             steps=tuple(
                 MigrationStep(
                     revision=str(step.get("revision")),
@@ -367,12 +398,21 @@ class InterruptedRevision:
 @dataclass(frozen=True)
 class StatusReport:
     """Every revision, oldest first, with the database's current and the scripts' head revision,
-    and the revision left part-way by an interrupted run, if any."""
+    and the revision left part-way by an interrupted run, if any.
+
+    Where the database has Rails' `schema_migrations`: `rails_revision` is the revision it
+    records while nothing is recorded for Alembic yet (the next `migrate` adopts it, after
+    comparing the schema); `rails_only_versions` the versions only Rails knows (newer than the
+    chain); `rails_record_problems` what would refuse adoption (unknown versions, gaps).
+    """
 
     current_revision: str | None
     head_revision: str | None
     revisions: tuple[RevisionState, ...] = field(default_factory=tuple)
     interrupted: InterruptedRevision | None = None
+    rails_revision: str | None = None
+    rails_only_versions: tuple[str, ...] = ()
+    rails_record_problems: tuple[str, ...] = ()
 
     @property
     def pending(self) -> tuple[RevisionState, ...]:
@@ -386,6 +426,9 @@ class StatusReport:
             "pending": len(self.pending),
             "revisions": [state.to_dict() for state in self.revisions],
             "interrupted": self.interrupted.to_dict() if self.interrupted else None,
+            "rails_revision": self.rails_revision,
+            "rails_only_versions": list(self.rails_only_versions),
+            "rails_record_problems": list(self.rails_record_problems),
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
@@ -394,18 +437,24 @@ class StatusReport:
 
 @dataclass(frozen=True)
 class MigrationPlan:
-    """The SQL an upgrade or downgrade would run, rendered without touching the database."""
+    """The SQL an upgrade or downgrade would run, rendered without touching the database.
+
+    `from_rails_record`: the start is the revision Rails' `schema_migrations` records, not yet
+    adopted (`migrate` compares the schema and records it before running this SQL).
+    """
 
     from_revision: str | None
     to_revision: str | None
     direction: Direction | None
     revisions: tuple[str, ...]
     sql: str
+    from_rails_record: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "command": "plan",
             "from_revision": self.from_revision,
+            **({"from_rails_record": True} if self.from_rails_record else {}),
             "to_revision": self.to_revision,
             "direction": self.direction,
             "revisions": list(self.revisions),

@@ -17,6 +17,9 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from rayces.migrations.errors import ConnectionFailedError, SchemaDumpError
@@ -123,6 +126,28 @@ def normalize_dump(
     return text
 
 
+def split_statements(dump: str) -> list[str]:
+    """The SQL statements of a normalized dump, each as its lines joined, without the header.
+
+    A statement ends at a line that ends in `;` outside any quoted text, so a function body or
+    a comment holding `;` stays whole.
+    """
+    statements: list[str] = []
+    current: list[str] = []
+    open_quote: str | None = None
+    for line in dump.splitlines():
+        if open_quote is None and not current and (not line.strip() or line.startswith("--")):
+            continue
+        current.append(line)
+        open_quote = _quote_state_after(line, open_quote)
+        if open_quote is None and line.rstrip().endswith(";"):
+            statements.append("\n".join(current))
+            current = []
+    if current:
+        statements.append("\n".join(current))
+    return statements
+
+
 def _quote_identifier(name: str) -> str:
     if re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         return name
@@ -144,8 +169,27 @@ def pg_dump_executable() -> Path:
     )
 
 
-def run_pg_dump(url: str) -> str:
-    """`pg_dump --schema-only --no-owner --no-privileges` of the database at the libpq `url`."""
+@contextmanager
+def passfile(password: str | None) -> Iterator[str | None]:
+    """A libpq passfile (mode 0600) holding `password` for any server, removed afterwards."""
+    if not password:
+        yield None
+        return
+    descriptor, path = tempfile.mkstemp(prefix="rayces-pgpass-")
+    try:
+        escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(f"*:*:*:*:{escaped}\n")
+        yield path
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def run_pg_dump(url: str, *, exclude_tables: Sequence[str] = ()) -> str:
+    """`pg_dump --schema-only --no-owner --no-privileges` of the database at the libpq `url`.
+
+    :param exclude_tables: tables left out besides the step journal (`pg_dump` patterns).
+    """
     command = [
         str(pg_dump_executable()),
         "--schema-only",
@@ -153,6 +197,7 @@ def run_pg_dump(url: str) -> str:
         "--no-privileges",
         # The step journal exists only while a revision is part-way; it is not the schema.
         f"--exclude-table={JOURNAL_TABLE}",
+        *(f"--exclude-table={table}" for table in exclude_tables),
         f"--dbname={url}",
     ]
     environment = {**os.environ, "PGAPPNAME": "raycesctl schema dump", "PGCONNECT_TIMEOUT": "10"}

@@ -1,0 +1,313 @@
+"""Adopting a database the Rails application made, through the `raycesctl` executable.
+
+The Rails database is built here as the SQL Rails 7.1 runs for MyHub's schema.rb
+(`create_table` with `t.string`, `t.jsonb`, `t.references ..., foreign_key: true` and
+`t.timestamps`): `bigserial` ids with their `*_id_seq` sequences, `character varying`,
+`timestamp(6)`, `index_likes_on_*` indexes, foreign keys named `fk_rails_<hash>`, and Rails'
+own `schema_migrations` and `ar_internal_metadata`. The baseline revision's DDL gives the same
+schema except those foreign keys' names (it calls them `fk_likes_user` and `fk_likes_post`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from tests.db.alembic_helpers import BASELINE, HEAD, REPOSITORY_ROOT
+from tests.db.populated import fill_baseline, fingerprints
+
+from rayces.migrations import commands
+from rayces.migrations.adoption import compare_schemas, live_schema_dump, schema_shape
+from rayces.migrations.results import ExitCode
+from rayces.migrations.scripts import build_config, load_scripts, revision_chain
+
+RAYCESCTL = str(Path(sys.executable).parent / "raycesctl")
+REVISIONS = [script.revision for script in revision_chain(load_scripts(build_config()))]
+#: The first revisions after the baseline, which some environments ran through Rails already.
+RAILS_APPLIED = REVISIONS[: REVISIONS.index("20250713000003") + 1]
+#: A migration only the Rails application has: newer than every revision of the chain.
+RAILS_ONLY = "20991231000000"
+
+#: What Rails 7.1 runs for MyHub's schema.rb on PostgreSQL (its `ActiveRecord::Migration[7.1]`
+#: `create_table` bodies, as `rails db:migrate` logs them), and its own two tables.
+RAILS_BASELINE_SQL = """
+CREATE TABLE "schema_migrations" ("version" character varying NOT NULL PRIMARY KEY);
+CREATE TABLE "ar_internal_metadata" ("key" character varying NOT NULL PRIMARY KEY,
+  "value" character varying, "created_at" timestamp(6) NOT NULL,
+  "updated_at" timestamp(6) NOT NULL);
+CREATE TABLE "users" ("id" bigserial primary key, "name" character varying,
+  "email" character varying, "image" character varying, "username" character varying,
+  "uid" character varying, "created_at" timestamp(6) NOT NULL,
+  "updated_at" timestamp(6) NOT NULL);
+CREATE TABLE "posts" ("id" bigserial primary key, "post_id" character varying,
+  "hash_id" character varying, "source" character varying, "metadata" jsonb,
+  "filename" character varying, "created_at" timestamp(6) NOT NULL,
+  "updated_at" timestamp(6) NOT NULL);
+CREATE TABLE "likes" ("id" bigserial primary key, "user_id" bigint NOT NULL,
+  "post_id" bigint NOT NULL, "created_at" timestamp(6) NOT NULL,
+  "updated_at" timestamp(6) NOT NULL,
+  CONSTRAINT "fk_rails_1e09b5dabf" FOREIGN KEY ("user_id") REFERENCES "users" ("id"),
+  CONSTRAINT "fk_rails_87a8aac469" FOREIGN KEY ("post_id") REFERENCES "posts" ("id"));
+CREATE INDEX "index_likes_on_user_id" ON "likes" ("user_id");
+CREATE INDEX "index_likes_on_post_id" ON "likes" ("post_id");
+INSERT INTO "ar_internal_metadata" ("key", "value", "created_at", "updated_at")
+  VALUES ('environment', 'production', '2024-06-06 03:44:27', '2024-06-06 03:44:27');
+"""
+
+
+def make_rails_database(database_url: str, versions: Sequence[str] = (BASELINE,)) -> None:
+    """MyHub's database as Rails made it, with rows, and `versions` in `schema_migrations`."""
+    with psycopg.connect(database_url) as connection:
+        connection.execute(RAILS_BASELINE_SQL)  # type: ignore[arg-type]
+    fill_baseline(database_url)
+    set_rails_versions(database_url, versions)
+
+
+def set_rails_versions(database_url: str, versions: Sequence[str]) -> None:
+    with psycopg.connect(database_url) as connection:
+        connection.execute("DELETE FROM schema_migrations")
+        for version in versions:
+            connection.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+
+
+def rails_versions(database_url: str) -> list[str]:
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute("SELECT version FROM schema_migrations ORDER BY version")
+        return [str(row[0]) for row in rows]
+
+
+def alembic_version_table_exists(database_url: str) -> bool:
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute("SELECT to_regclass('alembic_version')").fetchone()
+        return row is not None and row[0] is not None
+
+
+def raycesctl(database_url: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RAYCESCTL, *argv, "--database-url", database_url],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def raycesctl_json(database_url: str, *argv: str) -> tuple[int, dict[str, Any]]:
+    done = raycesctl(database_url, *argv, "--output", "json")
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_adopts_the_baseline_rails_made_and_keeps_its_record_in_step(database_url: str) -> None:
+    make_rails_database(database_url)
+    rows_before = fingerprints(database_url)
+
+    code, status = raycesctl_json(database_url, "status")
+    assert code == ExitCode.OK
+    assert status["current_revision"] is None
+    assert status["rails_revision"] == BASELINE
+    assert status["rails_only_versions"] == []
+    assert status["rails_record_problems"] == []
+
+    code, result = raycesctl_json(database_url, "migrate")
+    assert code == ExitCode.OK, result
+    assert result["adopted_from_rails"] == BASELINE
+    assert result["adoption"] == f"adopted from Rails at {BASELINE}"
+    assert result["from_revision"] == BASELINE
+    assert result["to_revision"] == HEAD
+    assert [step["revision"] for step in result["steps"]] == REVISIONS[1:]
+    assert "rails_only_versions" not in result
+    assert rails_versions(database_url) == REVISIONS
+
+    # The database is now exactly the committed schema at head, Rails' tables aside, and
+    # every MyHub row is still there.
+    structure = schema_shape((REPOSITORY_ROOT / "docs" / "structure.sql").read_text("utf-8"))
+    del structure.tables["alembic_version"]
+    del structure.constraints[("alembic_version", "alembic_version_pkc")]
+    comparison = compare_schemas(schema_shape(live_schema_dump(database_url)), structure)
+    assert comparison.differences == ()
+    assert fingerprints(database_url)["users"] == rows_before["users"]
+
+    code, status = raycesctl_json(database_url, "status")
+    assert code == ExitCode.OK, status
+    assert status["current_revision"] == HEAD
+    assert status["pending"] == 0
+    assert status["rails_revision"] is None
+    applied = [row["revision"] for row in status["revisions"] if row["status"] == "up"]
+    assert applied == rails_versions(database_url)
+
+    code, result = raycesctl_json(database_url, "rollback", "--steps", "2", "--allow-data-loss")
+    assert code == ExitCode.OK, result
+    assert rails_versions(database_url) == REVISIONS[:-2]
+
+    code, result = raycesctl_json(database_url, "rollback", "--to", BASELINE, "--allow-data-loss")
+    assert code == ExitCode.OK, result
+    assert rails_versions(database_url) == [BASELINE]
+    assert fingerprints(database_url) == rows_before
+
+    # The next migrate finds its own record: nothing is adopted again.
+    code, result = raycesctl_json(database_url, "migrate", "--to", REVISIONS[1])
+    assert code == ExitCode.OK, result
+    assert "adopted_from_rails" not in result
+    assert rails_versions(database_url) == REVISIONS[:2]
+
+
+def test_adopts_revisions_rails_applied(database_url: str) -> None:
+    # Rails ran 20250713000001-0003 (the revisions' DDL): build that with the revisions
+    # themselves, then leave only Rails' record of it, and Rails' foreign key names.
+    make_rails_database(database_url)
+    commands.stamp(database_url, BASELINE)
+    commands.upgrade(database_url, RAILS_APPLIED[-1])
+    with psycopg.connect(database_url) as connection:
+        connection.execute("DROP TABLE alembic_version")
+    assert rails_versions(database_url) == RAILS_APPLIED
+
+    code, status = raycesctl_json(database_url, "status")
+    assert code == ExitCode.OK, status
+    assert status["rails_revision"] == RAILS_APPLIED[-1]
+
+    plan = raycesctl(database_url, "plan", "--to", "20250713000004")
+    assert plan.returncode == ExitCode.OK, plan.stderr
+    assert f"-- upgrade from {RAILS_APPLIED[-1]} to 20250713000004 (1 revision)" in plan.stdout
+    assert "Rails' schema_migrations records" in plan.stdout
+
+    done = raycesctl(database_url, "migrate", "--to", "20250713000005")
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert f"adopted from Rails at {RAILS_APPLIED[-1]}" in done.stdout
+    assert f"migrated {RAILS_APPLIED[-1]} -> 20250713000005 (2 revisions" in done.stdout
+    assert "Running upgrade  ->" not in done.stderr  # the scratch database's runs are not shown
+    assert rails_versions(database_url) == REVISIONS[: REVISIONS.index("20250713000005") + 1]
+    with psycopg.connect(database_url) as connection:
+        names = {
+            str(row[0])
+            for row in connection.execute(
+                "SELECT conname FROM pg_constraint WHERE conrelid = 'likes'::regclass"
+            )
+        }
+    assert not any(name.startswith("fk_rails_") for name in names), names
+    assert {"fk_likes_user", "fk_likes_post"} <= names
+
+
+def _mismatched(database_url: str) -> None:
+    with psycopg.connect(database_url) as connection:
+        connection.execute(
+            "ALTER TABLE users DROP COLUMN uid;"
+            "ALTER TABLE users ALTER COLUMN email TYPE varchar(255);"
+            "ALTER TABLE posts ALTER COLUMN source SET NOT NULL;"
+            "DROP INDEX index_likes_on_user_id;"
+            "CREATE INDEX index_users_on_email ON users (email);"
+        )
+
+
+def test_refuses_a_schema_that_differs_and_changes_nothing(
+    database_url: str, postgres_server_url: str
+) -> None:
+    make_rails_database(database_url)
+    _mismatched(database_url)
+    dump_before = commands.dump_schema(database_url)
+
+    code, result = raycesctl_json(database_url, "migrate")
+    assert code == ExitCode.PRECONDITION_FAILED == 8
+    error = result["error"]
+    assert error["kind"] == "adoption_refused"
+    assert error["retryable"] is False
+    for difference in (
+        "users.uid: missing",
+        "users.email: type varchar(255), expected varchar",
+        "posts.source: NOT NULL, expected nullable",
+        "index index_likes_on_user_id: missing",
+        "index index_users_on_email: unexpected",
+    ):
+        assert difference in error["message"], error["message"]
+    assert "fk_rails" not in error["message"]  # Rails' names for the baseline's keys match
+    assert result["from_revision"] is None and result["to_revision"] is None
+    assert result["steps"] == []
+
+    assert not alembic_version_table_exists(database_url)
+    assert rails_versions(database_url) == [BASELINE]
+    assert commands.dump_schema(database_url) == dump_before
+    with psycopg.connect(postgres_server_url) as admin:
+        scratch = admin.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'rayces_adoption_%'"
+        ).fetchone()
+    assert scratch == (0,)
+
+    done = raycesctl(database_url, "migrate")
+    assert done.returncode == 8
+    assert done.stderr.startswith("raycesctl: error: cannot adopt the database Rails made")
+    assert "users.uid: missing" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("versions", "problem"),
+    [
+        pytest.param(
+            [BASELINE, REVISIONS[2]],
+            f"version {REVISIONS[1]}: missing from schema_migrations, but the later "
+            f"{REVISIONS[2]} is recorded",
+            id="gap",
+        ),
+        pytest.param(
+            [BASELINE, "20250101000000"],
+            "version 20250101000000: not a revision of this chain",
+            id="unknown-older-version",
+        ),
+        pytest.param(
+            [REVISIONS[1]],
+            f"version {BASELINE}: missing from schema_migrations",
+            id="no-baseline",
+        ),
+    ],
+)
+def test_refuses_versions_that_are_not_a_prefix(
+    database_url: str, versions: list[str], problem: str
+) -> None:
+    make_rails_database(database_url, versions)
+
+    code, status = raycesctl_json(database_url, "status")
+    assert code == ExitCode.OK
+    assert any(problem in line for line in status["rails_record_problems"]), status
+
+    code, result = raycesctl_json(database_url, "migrate")
+    assert code == 8
+    assert result["error"]["kind"] == "adoption_refused"
+    assert problem in result["error"]["message"]
+    assert not alembic_version_table_exists(database_url)
+    assert rails_versions(database_url) == sorted(versions)
+
+
+def test_reports_a_version_only_rails_knows(database_url: str) -> None:
+    make_rails_database(database_url, [BASELINE, RAILS_ONLY])
+
+    code, status = raycesctl_json(database_url, "status")
+    assert code == ExitCode.OK, status
+    assert status["rails_only_versions"] == [RAILS_ONLY]
+    assert status["rails_revision"] == BASELINE
+    text = raycesctl(database_url, "status").stdout
+    assert f"{RAILS_ONLY} is a migration only Rails knows" in text
+
+    done = raycesctl(database_url, "migrate", "--to", REVISIONS[1], "--output", "json")
+    assert done.returncode == ExitCode.OK, done.stderr
+    result = json.loads(done.stdout)
+    assert result["adopted_from_rails"] == BASELINE
+    assert result["rails_only_versions"] == [RAILS_ONLY]
+    assert f"warning: schema_migrations holds {RAILS_ONLY}" in done.stderr
+    assert rails_versions(database_url) == [*REVISIONS[:2], RAILS_ONLY]
+
+    code, status = raycesctl_json(database_url, "status")
+    assert code == ExitCode.OK, status
+    assert status["current_revision"] == REVISIONS[1]
+    assert status["rails_only_versions"] == [RAILS_ONLY]
+
+    # stamp keeps Rails' record in step too, and leaves Rails' own version alone.
+    code, result = raycesctl_json(database_url, "stamp", "20250713000003")
+    assert code == ExitCode.OK, result
+    assert rails_versions(database_url) == [*RAILS_APPLIED, RAILS_ONLY]
+    code, result = raycesctl_json(database_url, "stamp", "base")
+    assert code == ExitCode.OK, result
+    assert rails_versions(database_url) == [RAILS_ONLY]
