@@ -9,8 +9,10 @@ them `fk_rails_1e09b5dabf` and `fk_rails_87a8aac469`, the revision `fk_likes_use
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from tests.db.rails_database import make_rails_database
 
 from rayces.migrations import commands
 from rayces.migrations.adoption import compare_schemas, live_schema_dump, schema_shape
+from rayces.migrations.faults import AFTER_STEP_VARIABLE as FAULT_INJECTION_VARIABLE
 from rayces.migrations.results import ExitCode
 from rayces.migrations.scripts import build_config, load_scripts, revision_chain
 
@@ -268,3 +271,77 @@ def test_reports_a_version_only_rails_knows(database_url: str) -> None:
     code, result = raycesctl_json(database_url, "stamp", "base")
     assert code == ExitCode.OK, result
     assert rails_versions(database_url) == [RAILS_ONLY]
+
+
+def test_a_stepped_revision_killed_part_way_leaves_rails_record_as_the_database_is(
+    database_url: str,
+) -> None:
+    # 20250713000004 commits in steps (autocommit blocks); its version goes into
+    # schema_migrations only with the transaction that records it in alembic_version.
+    stepped = "20250713000004"
+    make_rails_database(database_url)
+    done = raycesctl(database_url, "migrate", "--to", RAILS_APPLIED[-1], "--quiet")
+    assert done.returncode == ExitCode.OK, done.stderr
+
+    for argv, direction in (
+        (["migrate", "--to", stepped], "upgrade"),
+        (["rollback", "--steps", "1", "--allow-data-loss"], "downgrade"),
+    ):
+        killed = subprocess.run(
+            [RAYCESCTL, *argv, "--database-url", database_url, "--quiet"],
+            env={**os.environ, FAULT_INJECTION_VARIABLE: f"{stepped}:{direction}:3"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert killed.returncode == -9, killed.stderr[-2000:]
+        report = commands.status(database_url)
+        assert report.interrupted is not None and report.interrupted.revision == stepped
+        before = RAILS_APPLIED if direction == "upgrade" else [*RAILS_APPLIED, stepped]
+        assert rails_versions(database_url) == before
+
+        done = raycesctl(database_url, *argv, "--quiet")
+        assert done.returncode == ExitCode.OK, done.stderr
+        after = [*RAILS_APPLIED, stepped] if direction == "upgrade" else RAILS_APPLIED
+        assert rails_versions(database_url) == after
+
+
+def test_a_revision_failing_after_adoption_leaves_both_records_where_the_database_is(
+    database_url: str,
+) -> None:
+    make_rails_database(database_url)
+    with psycopg.connect(database_url) as connection:  # 20250713000005 refuses duplicate e-mails
+        connection.execute("UPDATE users SET email = 'same@x.test' WHERE id IN (2, 4)")
+
+    code, result = raycesctl_json(database_url, "migrate")
+    assert code == ExitCode.FAILED, result
+    assert result["error"]["kind"] == "migration_failed"
+    assert result["error"]["revision"] == "20250713000005"
+    assert result["adopted_from_rails"] == BASELINE
+    assert result["from_revision"] == BASELINE
+    assert result["to_revision"] == "20250713000004"
+    assert rails_versions(database_url) == REVISIONS[: REVISIONS.index("20250713000004") + 1]
+
+
+def test_a_role_without_createdb_is_told_what_adoption_needs(database_url: str) -> None:
+    role = f"rails_owner_{uuid.uuid4().hex[:8]}"
+    database = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN NOCREATEDB")
+        admin.execute(f'ALTER DATABASE "{database}" OWNER TO {role}')
+        admin.execute(f"ALTER SCHEMA public OWNER TO {role}")
+    as_owner = psycopg.conninfo.make_conninfo(database_url, user=role)
+    try:
+        make_rails_database(as_owner)
+        code, result = raycesctl_json(as_owner, "migrate")
+        assert code == ExitCode.PERMISSION_DENIED, result
+        assert "CREATEDB" in result["error"]["hint"]
+        assert "raycesctl stamp" in result["error"]["hint"]
+        assert not alembic_version_table_exists(database_url)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" OWNER TO CURRENT_USER')
+            admin.execute(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")

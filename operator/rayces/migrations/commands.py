@@ -634,6 +634,7 @@ def _interrupted(
         error=error,
         duration_seconds=time.monotonic() - run.started,
         revisions_known=known,
+        adopted_from_rails=run.adopted,
     )
     return interrupted
 
@@ -723,6 +724,7 @@ def _failed(
         steps=tuple(done),
         error=error,
         duration_seconds=time.monotonic() - run.started,
+        adopted_from_rails=run.adopted,
     )
     return MigrationFailedError(error.message, hint=error.hint, result=result)
 
