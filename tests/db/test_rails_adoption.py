@@ -343,3 +343,13 @@ def test_a_role_without_createdb_is_told_what_adoption_needs(database_url: str) 
             admin.execute(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
             admin.execute(f"DROP OWNED BY {role}")
             admin.execute(f"DROP ROLE {role}")
+
+
+def test_current_revision_reports_rails_record_before_adoption(database_url: str) -> None:
+    make_rails_database(database_url, [*RAILS_APPLIED[:2], RAILS_ONLY])
+    code, result = raycesctl_json(database_url, "current-revision")
+    assert code == ExitCode.OK, result
+    assert result["to_revision"] == RAILS_APPLIED[1]
+    assert result["rails_only_versions"] == [RAILS_ONLY]
+    assert "adopted_from_rails" not in result
+    assert not alembic_version_table_exists(database_url)

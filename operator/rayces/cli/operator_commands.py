@@ -6,7 +6,9 @@
   calls it with plain values.
 - `current-revision` reports the database's revision as a JSON result (the same versioned
   contract as `migrate`), also written to the termination message. A dry-run Job runs it: it
-  only reads `alembic_version`, so a dry run can never change the database.
+  only reads `alembic_version` (and, where nothing is recorded there, Rails' `schema_migrations`:
+  the revision it claims, and the versions only Rails knows), so a dry run can never change the
+  database.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def add_parsers(commands: Subcommands, options: SharedOptions) -> None:
         "current-revision",
         "print the database's current revision as a JSON result; changes nothing",
         "Reads alembic_version and reports it in the JSON result format of `migrate`.\n"
-        "Dry-run Jobs run it.\n\n"
+        "A database Rails made, not yet adopted, is at the revision its schema_migrations\n"
+        "claims (migrate compares the schema before recording it). Dry-run Jobs run it.\n\n"
         "example:\n  raycesctl current-revision --output json",
         [options.database, options.output],
         handler=current_revision_command,
@@ -112,11 +115,14 @@ def current_revision_command(invocation: Invocation) -> int:
     if not url:
         raise UsageError("no database given", hint="pass --database-url or set DATABASE_URL")
     report = commands.status(invocation.connection_string(url))
+    # A database Rails made is where Rails' record says until `migrate` adopts it (or refuses).
+    current = report.current_revision or report.rails_revision
     result = MigrationResult(
         command="current-revision",
-        from_revision=report.current_revision,
-        to_revision=report.current_revision,
+        from_revision=current,
+        to_revision=current,
         target_revision=report.head_revision,
+        rails_only_versions=report.rails_only_versions,
     )
     output = invocation.output
     output.result(result.to_dict())
