@@ -24,6 +24,7 @@ CHAIN = ["20240606034427", "20250713000001", "20250713000002", "20250713000003"]
         pytest.param([CHAIN[0], "20250101000000"], CHAIN[0], (), 1, id="unknown-in-between"),
         pytest.param([CHAIN[0], "not-a-version"], CHAIN[0], (), 1, id="not-a-timestamp"),
         pytest.param([], None, (), 0, id="empty"),
+        pytest.param(["20991231000000"], None, ("20991231000000",), 1, id="only-later"),
     ],
 )
 def test_rails_versions_against_the_chain(

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
     from sqlalchemy import Connection
 
+log = logging.getLogger(__name__)
+
 #: Rails' record of the migrations it ran, and its own bookkeeping table: neither is schema.
 RAILS_VERSION_TABLE = "schema_migrations"
 RAILS_METADATA_TABLE = "ar_internal_metadata"
@@ -89,6 +91,8 @@ def check_rails_versions(versions: Sequence[str], chain: Sequence[str]) -> Rails
                 f"but the later {version} is recorded"
             )
             break
+    if ordered and not known and chain:
+        problems.append(f"version {chain[0]}: missing (the revision chain starts with it)")
     return RailsRecord(
         versions=ordered,
         revision=known[-1] if known else None,
@@ -109,10 +113,17 @@ def rails_versions(connection: Connection) -> tuple[str, ...] | None:
     """
     from sqlalchemy import text
 
-    if connection.scalar(text("SELECT to_regclass(:name)"), {"name": RAILS_VERSION_TABLE}) is None:
+    if not _has_rails_record(connection):
         return None
     rows = connection.execute(text(f"SELECT version FROM {RAILS_VERSION_TABLE}"))
     return tuple(str(row[0]) for row in rows)
+
+
+def _has_rails_record(connection: Connection) -> bool:
+    from sqlalchemy import text
+
+    found = connection.scalar(text("SELECT to_regclass(:name)"), {"name": RAILS_VERSION_TABLE})
+    return found is not None
 
 
 def read_rails_record(connection: Connection, chain: Sequence[str]) -> RailsRecord | None:
@@ -466,17 +477,9 @@ def adopt_rails_record(
         listed, and nothing was changed.
     :raises PermissionDeniedError: the role may not create the scratch database.
     """
-    chain = _chain_ids(scripts)
-    record = read_rails_record(connection, chain)
+    record = read_rails_record(connection, _chain_ids(scripts))
     if record is None or not record.versions:
         return None
-    if record.revision is None and not record.problems:
-        record = RailsRecord(
-            record.versions,
-            None,
-            record.rails_only_versions,
-            (f"version {chain[0]}: missing (the revision chain starts with it)",),
-        )
     if record.problems or record.revision is None:
         raise _refusal(
             "its versions are not a prefix of the revision chain", record, record.problems
@@ -526,6 +529,7 @@ def _record_adoption(
         return '"' + name.replace('"', '""') + '"'
 
     for table, rails_name, name in renames:
+        log.info("renaming Rails' foreign key %s on %s to %s", rails_name, table, name)
         connection.execute(
             text(
                 f"ALTER TABLE {quoted(table)} RENAME CONSTRAINT {quoted(rails_name)} "
@@ -550,10 +554,7 @@ def keep_rails_record_in_step(
     and on a database without `schema_migrations` it does nothing.
     """
     connection = ctx.connection
-    if ctx.as_sql or connection is None:
-        return
-    versions = rails_versions(connection)
-    if versions is None:
+    if ctx.as_sql or connection is None or not _has_rails_record(connection):
         return
     if step.is_stamp:
         script = ctx.script
