@@ -115,14 +115,18 @@ def test_adopts_the_baseline_rails_made_and_keeps_its_record_in_step(database_ur
     assert rails_versions(database_url) == REVISIONS[:2]
 
 
-def test_adopts_revisions_rails_applied(database_url: str) -> None:
-    # Rails ran 20250713000001-0003 (the revisions' DDL): build that with the revisions
-    # themselves, then leave only Rails' record of it, and Rails' foreign key names.
+def make_rails_applied_database(database_url: str) -> None:
+    """Rails ran 20250713000001-0003 (the revisions' DDL): built with the revisions themselves,
+    leaving only Rails' record of them, and Rails' names for the baseline's foreign keys."""
     make_rails_database(database_url)
     commands.stamp(database_url, BASELINE)
     commands.upgrade(database_url, RAILS_APPLIED[-1])
     with psycopg.connect(database_url) as connection:
         connection.execute("DROP TABLE alembic_version")
+
+
+def test_adopts_revisions_rails_applied(database_url: str) -> None:
+    make_rails_applied_database(database_url)
     assert rails_versions(database_url) == RAILS_APPLIED
 
     code, status = raycesctl_json(database_url, "status")
@@ -353,3 +357,13 @@ def test_current_revision_reports_rails_record_before_adoption(database_url: str
     assert result["rails_only_versions"] == [RAILS_ONLY]
     assert "adopted_from_rails" not in result
     assert not alembic_version_table_exists(database_url)
+
+
+def test_rollback_adopts_first_then_reverts(database_url: str) -> None:
+    make_rails_applied_database(database_url)
+    code, result = raycesctl_json(database_url, "rollback", "--steps", "1", "--allow-data-loss")
+    assert code == ExitCode.OK, result
+    assert result["adopted_from_rails"] == RAILS_APPLIED[-1]
+    assert [step["revision"] for step in result["steps"]] == [RAILS_APPLIED[-1]]
+    assert result["to_revision"] == RAILS_APPLIED[-2]
+    assert rails_versions(database_url) == RAILS_APPLIED[:-1]
