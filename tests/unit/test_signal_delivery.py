@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import weakref
 
 import pytest
 
@@ -112,6 +114,49 @@ def test_signals_before_the_handlers_are_installed_are_delivered_at_the_first_ch
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def test_a_signal_python_cannot_raise_is_delivered_at_the_next_checkpoint_quietly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An import's module-lock callback is a weakref callback: an exception raised in it (here,
+    by the handler) is printed by `sys.unraisablehook` and dropped. The guard takes it back."""
+
+    class Target:
+        pass
+
+    def callback(reference: object) -> None:
+        _send()  # the handler runs inside this callback and raises here
+        sum(range(1000))  # a few bytecodes, so the handler runs before the callback returns
+
+    target = Target()
+    reference = weakref.ref(target, callback)
+    with signals.interruptible() as guard:
+        del target  # runs the callback; its exception cannot propagate
+        assert reference() is None
+        assert guard.received == [signal.SIGTERM]
+        with pytest.raises(signals.StopRequested) as raised:
+            signals.checkpoint()
+        assert raised.value.signal_number == signal.SIGTERM
+        signals.checkpoint()  # delivered once only
+    assert capsys.readouterr().err == ""
+
+
+def test_an_unraisable_exception_that_is_not_ours_still_reaches_the_previous_hook() -> None:
+    seen: list[BaseException | None] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: seen.append(unraisable.exc_value)
+    try:
+
+        class Noisy:
+            def __del__(self) -> None:
+                raise ValueError("not a signal")
+
+        with signals.interruptible():
+            Noisy()
+    finally:
+        sys.unraisablehook = previous
+    assert [type(item) for item in seen] == [ValueError]
 
 
 def test_outside_interruptible_the_functions_do_nothing() -> None:

@@ -23,6 +23,10 @@ is safe to stop:
   Either way the transaction rolls back on a connection that still works.
 - **Where nothing is in flight** (connecting, sleeping between tries for the migration lock,
   code that has no connection open) the handler raises `Interrupted` at once, as Ctrl-C does.
+  Python cannot raise it everywhere: if the signal lands in a weakref callback, a `__del__` or
+  a garbage-collector callback (an import's module-lock callback is one), the exception goes to
+  `sys.unraisablehook` instead. There the guard takes it back quietly and delivers the signal
+  at the next checkpoint, as if a connection had been open.
 
 Whatever exception then unwinds the run, the caller asks `take_signal()` whether a signal
 arrived, and if one did, reports the run as interrupted (never as a failed revision). A signal
@@ -40,11 +44,13 @@ The test-only fault hook `RAYCES_FAULT_SIGNAL` sends the process a signal at a c
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
 
 #: The signals a run handles, with the exit status each gives (128 + the signal's number).
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -85,6 +91,11 @@ def signal_number_name(signal_number: int) -> str:
     """`SIGTERM` for 15."""
     return signal.Signals(signal_number).name
 
+
+if TYPE_CHECKING:
+    UnraisableHookArgs = sys.UnraisableHookArgs
+else:
+    UnraisableHookArgs = object
 
 #: Cancels whatever the server is running for one connection; must not raise.
 Canceller = Callable[[], None]
@@ -135,6 +146,17 @@ class SignalGuard:
             return
         self._delivered = True
         raise Interrupted(signal_number)
+
+    def unraisable(self, unraisable: UnraisableHookArgs) -> bool:
+        """Take back an `Interrupted` of ours that Python could not raise (see above).
+
+        :returns: whether it was ours; the signal is then delivered at the next checkpoint.
+        """
+        exception = unraisable.exc_value
+        if not isinstance(exception, Interrupted) or exception.signal_number != self.first_signal:
+            return False
+        self._delivered = False
+        return True
 
     def checkpoint(self) -> None:
         """Raise `StopRequested` once, if a signal arrived and was not delivered yet."""
@@ -207,9 +229,17 @@ def interruptible() -> Iterator[SignalGuard]:
     guard.received.extend(_early)  # delivered at the first checkpoint
     _early.clear()
     outer, _active = _active, guard
+    outer_hook = sys.unraisablehook
+
+    def unraisable_hook(unraisable: UnraisableHookArgs) -> None:
+        if not guard.unraisable(unraisable):
+            outer_hook(unraisable)
+
+    sys.unraisablehook = unraisable_hook
     try:
         yield guard
     finally:
+        sys.unraisablehook = outer_hook
         _active = outer
         for number, handler in previous.items():
             signal.signal(number, handler)
