@@ -145,6 +145,8 @@ def report_migration(output: Output, result: MigrationResult) -> None:
         output.line(
             f"{step.direction:<9} {step.revision}  {step.name}  ({step.duration_seconds:.3f}s)"
         )
+    for item in result.dropped:
+        output.line(f"dropped {item.object} ({item.rows} rows): {item.reason}")
     if not result.succeeded:
         return
     if result.command == "stamp":

@@ -51,6 +51,7 @@ from rayces.migrations.journal import read_interrupted_revision, settle_interrup
 from rayces.migrations.locking import acquire_migration_lock, release_migration_lock
 from rayces.migrations.results import (
     Direction,
+    DroppedData,
     ErrorInfo,
     ErrorKind,
     MigrationPlan,
@@ -60,6 +61,12 @@ from rayces.migrations.results import (
     StatusReport,
 )
 from rayces.migrations.revision_arguments import validate_revision_arguments
+from rayces.migrations.run_ledger import (
+    begin_run,
+    end_run,
+    end_run_if_back_at_origin,
+    record_commits,
+)
 from rayces.migrations.scripts import (
     applied_count,
     build_config,
@@ -474,11 +481,20 @@ def _run(
             # An interrupted revision is resumed or undone by Alembic like any other.
             current = settle_interrupted_revision(connection, chain, current, command_name)
             target = run.target = choose_target(scripts, current)
-            run.planned = _checked_plan(
+            run.planned, dropped = _checked_plan(
                 command_name, connection, chain, current, target, allow_data_loss=allow_data_loss
             )
             planned = run.planned
-            run.steps = _apply(command_name, config, connection, target, names, planned=planned)
+            run.steps = _apply_recorded(
+                command_name,
+                config,
+                connection,
+                current=current,
+                target=target,
+                names=names,
+                planned=planned,
+                chain=run.chain,
+            )
             signal_number = signals.take_signal()
             if signal_number is not None:  # it came when no statement was left to stop
                 raise _interrupted(run, signal_number, connection, engine)
@@ -491,6 +507,7 @@ def _run(
                 duration_seconds=time.monotonic() - started,
                 adopted_from_rails=run.adopted,
                 rails_only_versions=rails.rails_only_versions if rails else (),
+                dropped=dropped,
             )
         except RunInterruptedError:
             raise
@@ -537,9 +554,10 @@ def _checked_plan(
     target: str | None,
     *,
     allow_data_loss: bool,
-) -> list[str]:
+) -> tuple[list[str], tuple[DroppedData, ...]]:
     """The revisions from `current` to `target`, once it is safe to run them: the direction
-    asked for, no unrecorded MyHub tables under a first upgrade, no rows dropped unless allowed."""
+    asked for, no unrecorded MyHub tables under a first upgrade, no rows dropped unless allowed
+    or the failed upgrade run's own; and what holds rows but will be dropped as the run's own."""
     direction, planned = revisions_between(chain, current, target)
     if planned and direction != command_name:
         raise _wrong_direction(command_name, current, target)
@@ -547,8 +565,44 @@ def _checked_plan(
         _refuse_unrecorded_tables(connection, chain[0].revision)
     if planned and command_name == "downgrade" and not allow_data_loss:
         by_id = {script.revision: script for script in chain}
-        refuse_data_loss(connection, [by_id[rev] for rev in planned], target=target)
-    return planned
+        dropped = refuse_data_loss(
+            connection,
+            [by_id[rev] for rev in planned],
+            target=target,
+            chain=[script.revision for script in chain],
+        )
+        return planned, dropped
+    return planned, ()
+
+
+def _apply_recorded(
+    direction: Direction,
+    config: Config,
+    connection: Connection,
+    *,
+    current: str | None,
+    target: str | None,
+    names: Mapping[str, str],
+    planned: Sequence[str],
+    chain: Sequence[str],
+) -> list[MigrationStep]:
+    """`_apply`, with the run ledger kept (`rayces.migrations.run_ledger`): an upgrade records
+    the transactions it commits until it reaches its target; a rollback back to the recorded
+    run's origin ends the record."""
+    if not planned:
+        return _apply(direction, config, connection, target, names, planned=planned)
+    if direction == "downgrade":
+        steps = _apply(direction, config, connection, target, names, planned=planned)
+        end_run_if_back_at_origin(connection, chain, target)
+        return steps
+    begin_run(connection, chain, current)
+    stop_recording = record_commits(connection)
+    try:
+        steps = _apply(direction, config, connection, target, names, planned=planned)
+    finally:
+        stop_recording()
+    end_run(connection)
+    return steps
 
 
 class _RunState:

@@ -9,6 +9,13 @@ module-level constant, right below its identifiers:
 rows holding data in each object (every row of a table; the rows where a column is not NULL).
 If any holds rows, the rollback is refused unless data loss was allowed; empty objects go down
 freely. A test compares each declaration with what the downgrade really drops.
+
+The objects an upgrade run created, while the run ledger (`rayces.migrations.run_ledger`) still
+records it (the run failed, or is running), are counted differently: only the rows that are not
+the run's own (written by another transaction since the run started) count as data that would be
+lost. The run's own rows (its default organization, column defaults, backfills) are dropped,
+and the rollback reports them, so that the rollback after a failed upgrade returns the database
+to exactly where the run found it.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from rayces.migrations.errors import DataLossRefusedError
-from rayces.migrations.results import DataLoss
+from rayces.migrations.results import DataLoss, DroppedData
+from rayces.migrations.run_ledger import made_by_run, read_ledger, written_by_others
 
 if TYPE_CHECKING:
     from alembic.script import Script
@@ -46,8 +54,13 @@ def declared_drops(script: Script) -> tuple[str, ...]:
     return tuple(declared)
 
 
-def count_rows(connection: Connection, objects: Iterable[str]) -> tuple[DataLoss, ...]:
+def count_rows(
+    connection: Connection, objects: Iterable[str], *, others_only: bool = False
+) -> tuple[DataLoss, ...]:
     """Each of `objects` ("table T", "column T.C") that exists and holds rows, with the count.
+
+    :param others_only: count only the rows that are not the recorded run's own (see
+        `rayces.migrations.run_ledger`); the ledger must exist.
 
     Ends the read's transaction.
     """
@@ -55,13 +68,7 @@ def count_rows(connection: Connection, objects: Iterable[str]) -> tuple[DataLoss
 
     found: list[DataLoss] = []
     for entry in dict.fromkeys(objects):
-        match = _DECLARATION.fullmatch(entry)
-        if match is None:
-            raise ValueError(f"cannot count rows of {entry!r}")
-        if match.group(1):
-            table, column = match.group(2), None
-        else:
-            table, column = match.group(4), match.group(5)
+        table, column = _parse(entry)
         exists = connection.execute(
             text(
                 "SELECT count(*) FROM information_schema.columns "
@@ -72,29 +79,78 @@ def count_rows(connection: Connection, objects: Iterable[str]) -> tuple[DataLoss
         ).scalar_one()
         if not exists:
             continue
-        where = f' WHERE "{column}" IS NOT NULL' if column else ""
-        rows = connection.execute(text(f'SELECT count(*) FROM "{table}"{where}')).scalar_one()
+        if others_only:
+            query = written_by_others(table, column)
+        else:
+            where = f' WHERE "{column}" IS NOT NULL' if column else ""
+            query = f'SELECT count(*) FROM "{table}"{where}'
+        rows = connection.execute(text(query)).scalar_one()
         if rows:
             found.append(DataLoss(object=entry, rows=int(rows)))
     connection.commit()
     return tuple(found)
 
 
+def _parse(entry: str) -> tuple[str, str | None]:
+    match = _DECLARATION.fullmatch(entry)
+    if match is None:
+        raise ValueError(f"cannot count rows of {entry!r}")
+    if match.group(1):
+        return match.group(2), None
+    return match.group(4), match.group(5)
+
+
 def refuse_data_loss(
-    connection: Connection, scripts_to_revert: Sequence[Script], *, target: str | None
-) -> None:
-    """Raise `DataLossRefusedError` if reverting `scripts_to_revert` would drop rows.
+    connection: Connection,
+    scripts_to_revert: Sequence[Script],
+    *,
+    target: str | None,
+    chain: Sequence[str],
+) -> tuple[DroppedData, ...]:
+    """Raise `DataLossRefusedError` if reverting `scripts_to_revert` would drop rows that are
+    not a recorded run's own.
 
     :param scripts_to_revert: the revisions the downgrade would revert.
     :param target: where the downgrade goes, for the message.
+    :param chain: the revision ids, oldest first.
+    :returns: what the rollback will drop although it holds rows, because they are all the
+        recorded run's own (see `rayces.migrations.run_ledger`).
     """
-    objects = [entry for script in scripts_to_revert for entry in declared_drops(script)]
-    losses = count_rows(connection, objects)
-    if not losses:
-        return
-    listed = ", ".join(f"{loss.object} ({loss.rows} rows)" for loss in losses)
-    raise DataLossRefusedError(
-        f"rolling back to {target or 'base'} would drop data: {listed}",
-        hint="back the data up first, then run again with --allow-data-loss",
-        data_loss=losses,
+    ledger = read_ledger(connection)
+    by_run = [
+        entry
+        for script in scripts_to_revert
+        if made_by_run(chain, ledger, script.revision)
+        for entry in declared_drops(script)
+    ]
+    older = [
+        entry
+        for script in scripts_to_revert
+        if not made_by_run(chain, ledger, script.revision)
+        for entry in declared_drops(script)
+    ]
+    losses = count_rows(connection, older)
+    others = count_rows(connection, by_run, others_only=True) if by_run else ()
+    if losses or others:
+        origin = ledger.from_revision if ledger else None
+        listed = ", ".join(
+            [f"{loss.object} ({loss.rows} rows)" for loss in losses]
+            + [
+                f"{loss.object} ({loss.rows} rows not written by the upgrade run that started "
+                f"at {origin or 'base'})"
+                for loss in others
+            ]
+        )
+        raise DataLossRefusedError(
+            f"rolling back to {target or 'base'} would drop data: {listed}",
+            hint="back the data up first, then run again with --allow-data-loss",
+            data_loss=(*losses, *others),
+        )
+    if not by_run:
+        return ()
+    assert ledger is not None
+    because = f"every row was written by the upgrade run from {ledger.from_revision or 'base'}"
+    return tuple(
+        DroppedData(object=loss.object, rows=loss.rows, reason=because)
+        for loss in count_rows(connection, by_run)
     )

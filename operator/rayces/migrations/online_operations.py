@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from alembic import context, op
 
+from rayces.migrations.run_ledger import RECORD_TRANSACTION_PLPGSQL
+
 IDENTIFIER_MAX_LENGTH = 63
 """PostgreSQL truncates longer names silently (NAMEDATALEN - 1); we refuse them instead."""
 
@@ -155,7 +157,8 @@ def backfill_in_batches(
     transaction. `where` must exclude rows already done (for example `... IS NULL`), which
     makes the backfill safe to run again. Runs as one `DO` block whose loop commits after each
     batch: call it inside an autocommit block (a `DO` block may only `COMMIT` when it is not
-    inside a transaction block).
+    inside a transaction block). Each batch is recorded in the run ledger, when a run is being
+    recorded (`rayces.migrations.run_ledger`), so a rollback knows the rows are the run's own.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -173,6 +176,7 @@ BEGIN
         UPDATE {table} SET {assignments}{from_clause}
         WHERE {table}.id >= batch_start AND {table}.id < batch_start + {batch_size}
           AND ({where});
+        {RECORD_TRANSACTION_PLPGSQL}
         COMMIT;
         SELECT min(id) INTO batch_start FROM {table} WHERE id >= batch_start + {batch_size};
     END LOOP;
@@ -194,6 +198,7 @@ BEGIN
         UPDATE {table} SET {assignments}{from_clause}
         WHERE {table}.id >= batch_start AND {table}.id < batch_start + {batch_size}
           AND ({where});
+        {RECORD_TRANSACTION_PLPGSQL}
         COMMIT;
         SELECT min(id) INTO batch_start FROM {table} WHERE id >= batch_start + {batch_size};
     END LOOP;
@@ -696,6 +701,7 @@ BEGIN
         UPDATE {table} SET {assignments}{from_clause}
         WHERE {table}.id >= batch_start AND {table}.id < batch_start + {batch_size}
           AND ({where});
+        {RECORD_TRANSACTION_PLPGSQL}
         COMMIT;
         SELECT min(id) INTO batch_start FROM {table} WHERE id >= batch_start + {batch_size};
     END LOOP;

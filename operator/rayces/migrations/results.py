@@ -160,6 +160,26 @@ class DataLoss:
 
 
 @dataclass(frozen=True)
+class DroppedData:
+    """A table or column a rollback dropped although it held rows, and why that was safe."""
+
+    object: str
+    rows: int
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": self.object, "rows": self.rows, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> DroppedData:
+        return cls(
+            object=str(document.get("object") or ""),
+            rows=int(document.get("rows") or 0),
+            reason=str(document.get("reason") or ""),
+        )
+
+
+@dataclass(frozen=True)
 class ErrorInfo:
     """Why a run failed: a kind the caller can branch on, a message, a hint, and the revision
     (and, inside it, the step) that was running when it failed, if one was."""
@@ -296,6 +316,9 @@ class MigrationResult(CommandResult):
     `adopted_from_rails` is the revision this run recorded from Rails' `schema_migrations`
     (after comparing the schema with it); `rails_only_versions` the versions Rails recorded
     that this chain does not have. Both appear in the JSON only when set.
+
+    `dropped` lists what a rollback dropped although it held rows, because every row was the
+    failed upgrade run's own (see `rayces.migrations.run_ledger`); in the JSON only when set.
     """
 
     command: str
@@ -308,6 +331,7 @@ class MigrationResult(CommandResult):
     revisions_known: bool = True
     adopted_from_rails: str | None = None
     rails_only_versions: tuple[str, ...] = ()
+    dropped: tuple[DroppedData, ...] = ()
 
     @property
     def adoption_message(self) -> str | None:
@@ -333,6 +357,7 @@ class MigrationResult(CommandResult):
                 if self.rails_only_versions
                 else {}
             ),
+            **({"dropped": [item.to_dict() for item in self.dropped]} if self.dropped else {}),
             "steps": [step.to_dict() for step in self.steps],
         }
 
@@ -346,6 +371,11 @@ class MigrationResult(CommandResult):
             adopted_from_rails=_optional_str(document.get("adopted_from_rails")),
             rails_only_versions=tuple(
                 str(version) for version in document.get("rails_only_versions") or ()
+            ),
+            dropped=tuple(
+                DroppedData.from_dict(item)
+                for item in document.get("dropped") or ()
+                if isinstance(item, dict)
             ),
             steps=tuple(
                 MigrationStep(

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from rayces.migrations.errors import ConnectionFailedError, SchemaDumpError
 from rayces.migrations.journal import JOURNAL_TABLE
+from rayces.migrations.run_ledger import LEDGER_TABLE
 
 HEADER = (
     "-- Rayces database schema, as `pg_dump --schema-only` shows it after every migration.\n"
@@ -188,7 +189,8 @@ def passfile(password: str | None) -> Iterator[str | None]:
 def run_pg_dump(url: str, *, exclude_tables: Sequence[str] = ()) -> str:
     """`pg_dump --schema-only --no-owner --no-privileges` of the database at the libpq `url`.
 
-    :param exclude_tables: tables left out besides the step journal (`pg_dump` patterns).
+    :param exclude_tables: tables left out besides the step journal and the run ledger
+        (`pg_dump` patterns).
     """
     command = [
         str(pg_dump_executable()),
@@ -197,6 +199,7 @@ def run_pg_dump(url: str, *, exclude_tables: Sequence[str] = ()) -> str:
         "--no-privileges",
         # The step journal exists only while a revision is part-way; it is not the schema.
         f"--exclude-table={JOURNAL_TABLE}",
+        f"--exclude-table={LEDGER_TABLE}",
         *(f"--exclude-table={table}" for table in exclude_tables),
         f"--dbname={url}",
     ]
