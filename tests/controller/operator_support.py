@@ -471,14 +471,66 @@ def migration_lock_held(url: str) -> Iterator[None]:
 
 
 def baseline_with_duplicate_emails(url: str) -> None:
-    """The database at BASELINE with two users sharing an e-mail, so ...0005 fails on them."""
+    """The database at BASELINE, populated as the Rails app left it (users, posts, likes), with
+    two users sharing an e-mail, so ...0005 fails on them after ...0001-0004 committed."""
     result = raycesctl("migrate", "--to", BASELINE, "--database-url", url, "-q")
     assert result.returncode == 0, result.stderr
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(
+            "INSERT INTO users (name, email, created_at, updated_at) "
+            "SELECT 'User ' || g, 'u' || g || '@example.test', now(), now() "
+            "FROM generate_series(1, 60) AS g"
+        )
+        connection.execute(
+            "INSERT INTO posts (post_id, hash_id, created_at, updated_at) "
+            "SELECT 'p' || g, md5(g::text), now(), now() FROM generate_series(1, 20) AS g"
+        )
+        connection.execute(
+            "INSERT INTO likes (user_id, post_id, created_at, updated_at) "
+            "SELECT users.id, posts.id, now(), now() FROM users CROSS JOIN posts "
+            "WHERE (users.id + posts.id) % 5 = 0"
+        )
+        connection.execute(
             "INSERT INTO users (name, email, created_at, updated_at) VALUES "
             "('a', 'twin@example.test', now(), now()), ('b', 'twin@example.test', now(), now())"
         )
+
+
+def database_contents(url: str) -> tuple[str, dict[str, str]]:
+    """The schema (`raycesctl schema dump`) and a digest of every row of every table."""
+    from rayces.migrations import commands
+
+    with psycopg.connect(url) as connection:
+        tables = [
+            name
+            for (name,) in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+            ).fetchall()
+        ]
+        rows = {
+            table: str(
+                connection.execute(
+                    f"SELECT count(*) || md5(string_agg(t::text, '|' ORDER BY t::text)) "
+                    f'FROM "{table}" AS t'
+                ).fetchone()
+            )
+            for table in tables
+        }
+    return commands.dump_schema(url), rows
+
+
+def shipped_schema_migration(
+    name: str, secret: str, *, namespace: str = NAMESPACE
+) -> dict[str, Any]:
+    """`deploy/samples/schemamigration.yaml` as shipped, with only its name, namespace and Secret
+    changed."""
+    manifest: dict[str, Any] = yaml.safe_load(
+        (REPOSITORY / "deploy" / "samples" / "schemamigration.yaml").read_text()
+    )
+    manifest["metadata"]["name"] = name
+    manifest["metadata"]["namespace"] = namespace
+    manifest["spec"]["database"]["urlSecretRef"]["name"] = secret
+    return manifest
 
 
 # ---------------------------------------------------------------- Organizations

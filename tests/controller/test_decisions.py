@@ -3,6 +3,7 @@ conditions and the reconciler's decisions, table-driven."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from rayces.controller.schemamigration import (
 )
 from rayces.controller.settings import OperatorSettings, settings_from_environment
 from rayces.controller.specs import SpecError, parse_schema_migration_spec
-from rayces.migrations.results import ErrorInfo, ErrorKind, MigrationResult
+from rayces.migrations.results import DroppedData, ErrorInfo, ErrorKind, MigrationResult
 
 REVISIONS = ("r1", "r2", "r3", "r4")
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -540,6 +541,54 @@ def test_a_failed_upgrade_with_rollback_on_failure_starts_one_rollback() -> None
     assert done.status["rollback"]["outcome"] == "Succeeded"
     assert done.status["currentRevision"] == "r1"
     assert "rolled back to r1" in ready(done)["message"]
+
+
+def test_the_rollback_status_says_what_it_dropped_and_why_that_was_safe() -> None:
+    failed = finished_job(
+        JobIntent("migrate", "r4"),
+        exit_code=1,
+        result=result("r1", "r3", ErrorKind.MIGRATION_FAILED),
+    )
+    dropped = (
+        DroppedData("table organizations", 1, "every row was written by the upgrade run from r1"),
+        DroppedData("column users.organization_id", 240, "written by the run"),
+    )
+    report = dataclasses.replace(result("r3", "r1"), dropped=dropped)
+    rollback = finished_job(
+        JobIntent("rollback", "r1", purpose="rollback-on-failure"),
+        exit_code=0,
+        # as the controller reads it: through the termination message
+        result=MigrationResult.from_termination_message(report.termination_message()),
+    )
+    decision = decide(resource({"rollbackOnFailure": True}), failed, rollback)
+    status = decision.status["rollback"]
+    assert status["outcome"] == "Succeeded"
+    assert status["dropped"] == [
+        {
+            "object": "table organizations",
+            "rows": 1,
+            "reason": "every row was written by the upgrade run from r1",
+        },
+        {"object": "column users.organization_id", "rows": 240, "reason": "written by the run"},
+    ]
+    assert status["message"].startswith(
+        "rolled back to r1; dropped table organizations (1 rows), column users.organization_id "
+        "(240 rows): every row in them was written by the failed upgrade itself"
+    )
+
+
+def test_rails_adoption_and_versions_only_rails_knows_are_reported() -> None:
+    report = dataclasses.replace(
+        result(None, "r2"), adopted_from_rails="r1", rails_only_versions=("20990101000000",)
+    )
+    job = finished_job(JobIntent("migrate", "r2"), exit_code=0, result=report)
+    decision = decide(resource({"targetRevision": "r2"}), job)
+    assert decision.status["lastRun"]["adoption"] == "adopted from Rails at r1"
+    assert decision.status["lastRun"]["railsOnlyVersions"] == ["20990101000000"]
+    warnings = [event for event in decision.events if event.reason == "RailsOnlyVersions"]
+    assert len(warnings) == 1
+    assert warnings[0].type == "Warning"
+    assert "20990101000000" in warnings[0].message
 
 
 def test_a_failed_rollback_is_reported_and_never_retried() -> None:

@@ -24,6 +24,7 @@ from tests.controller.operator_support import (
     OperatorProcess,
     applied,
     baseline_with_duplicate_emails,
+    database_contents,
     database_revision,
     eventually,
     free_port,
@@ -33,6 +34,7 @@ from tests.controller.operator_support import (
     raycesctl,
     revisions,
     schema_migration,
+    shipped_schema_migration,
     unique,
 )
 
@@ -78,19 +80,24 @@ def test_a_failing_revision_is_rolled_back_and_reported(
     name, secret = unique("failing"), unique("db")
     with temporary_database(postgres_server_url, prefix="failing") as url:
         baseline_with_duplicate_emails(url)
+        before = database_contents(url)
         operator_cluster.secret(secret, url)
-        # The rollback drops columns that hold rows (users.organization_id), which raycesctl's
-        # data-loss guard refuses unless allowed.
-        manifest = schema_migration(name, secret, rollbackOnFailure=True, allowDataLoss=True)
-        with applied(operator_cluster, manifest):
+        # The sample as shipped: rollbackOnFailure, no allowDataLoss. The rollback drops the
+        # organizations and the organization columns, which hold only what the failed run wrote.
+        with applied(operator_cluster, shipped_schema_migration(name, secret)):
             status = operator_cluster.wait_for(name, "Stalled", "MigrationFailed", timeout=300)
             assert database_revision(url) == BASELINE
+            assert database_contents(url) == before
             assert status["currentRevision"] == BASELINE
             rollback = status["rollback"]
             assert rollback["attempted"] is True
             assert rollback["outcome"] == "Succeeded"
             assert rollback["fromRevision"] == "20250713000004"
             assert rollback["toRevision"] == BASELINE
+            dropped = {item["object"]: item["rows"] for item in rollback["dropped"]}
+            assert dropped["table organizations"] == 1
+            assert dropped["column users.organization_id"] == 62
+            assert "written by the failed upgrade itself" in rollback["message"]
             failed = [run for run in status["history"] if run["purpose"] == "apply"][-1]
             assert failed["outcome"] == "Failed"
             assert failed["exitCode"] == 1

@@ -25,6 +25,7 @@ from tests.controller.operator_support import (
     Cluster,
     assert_ran_on_the_real_node,
     baseline_with_duplicate_emails,
+    database_contents,
     database_revision,
     eventually,
     head_revision,
@@ -33,6 +34,7 @@ from tests.controller.operator_support import (
     raycesctl,
     revisions,
     schema_migration,
+    shipped_schema_migration,
     terminated_state,
     unique,
 )
@@ -73,14 +75,23 @@ def test_a_failing_revision_is_rolled_back_on_the_real_node(
 ) -> None:
     name, secret = unique("failing"), unique("db")
     baseline_with_duplicate_emails(database_url)
+    before = database_contents(database_url)
     node_cluster.secret(secret, pod_database_url)
-    apply_in(node_cluster, name, secret, rollbackOnFailure=True, allowDataLoss=True)
+    # The sample as shipped (rollbackOnFailure, no allowDataLoss).
+    node_cluster.apply(shipped_schema_migration(name, secret, namespace=node_cluster.namespace))
     try:
         status = node_cluster.wait_for(name, "Stalled", "MigrationFailed", timeout=300)
         assert database_revision(database_url) == BASELINE
+        assert database_contents(database_url) == before
         rollback = status["rollback"]
         assert (rollback["attempted"], rollback["outcome"]) == (True, "Succeeded")
         assert (rollback["fromRevision"], rollback["toRevision"]) == ("20250713000004", BASELINE)
+        assert {item["object"] for item in rollback["dropped"]} == {
+            "table organizations",
+            "column users.organization_id",
+            "column posts.organization_id",
+            "column likes.organization_id",
+        }
         failed = [run for run in status["history"] if run["purpose"] == "apply"][-1]
         assert failed["exitCode"] == ExitCode.FAILED
         assert failed["error"]["kind"] == "migration_failed"

@@ -236,6 +236,10 @@ def _run_summary(job: ObservedJob, outcome: RunOutcome) -> dict[str, Any]:
 def _last_run(job: ObservedJob, outcome: RunOutcome) -> dict[str, Any]:
     summary = _run_summary(job, outcome)
     if outcome.result is not None:
+        if outcome.result.adoption_message:
+            summary["adoption"] = outcome.result.adoption_message
+        if outcome.result.rails_only_versions:
+            summary["railsOnlyVersions"] = list(outcome.result.rails_only_versions)
         summary["steps"] = [
             {
                 "revision": step.revision,
@@ -468,19 +472,17 @@ def _record_finished_jobs(builder: _Builder, spec: SchemaMigrationSpec) -> None:
         if outcome.result is not None and outcome.result.revisions_known:
             builder.status["currentRevision"] = _revision_label(outcome.result.to_revision)
         if job.intent.purpose == "rollback-on-failure":
-            rollback = dict(builder.status.get("rollback") or {})
-            rollback.update(
-                {
-                    "attempted": True,
-                    "job": job.name,
-                    "toRevision": job.intent.target_revision,
-                    "outcome": "Succeeded" if outcome.succeeded else "Failed",
-                    "message": "rolled back to " + job.intent.target_revision
-                    if outcome.succeeded
-                    else "rollback failed: " + _outcome_text(outcome),
-                }
+            builder.status["rollback"] = _rollback_status(builder, job, outcome)
+        if outcome.result is not None and outcome.result.rails_only_versions:
+            builder.events.append(
+                Event(
+                    "Warning",
+                    "RailsOnlyVersions",
+                    f"schema_migrations holds {', '.join(outcome.result.rails_only_versions)}: "
+                    "migrations only the Rails application knows (newer than every revision "
+                    "here); they were left as they are",
+                )
             )
-            builder.status["rollback"] = rollback
         builder.events.append(
             Event(
                 "Normal" if outcome.succeeded else "Warning",
@@ -488,6 +490,36 @@ def _record_finished_jobs(builder: _Builder, spec: SchemaMigrationSpec) -> None:
                 f"Job {job.name} ({_command_text(job.intent)}): {_outcome_text(outcome)}",
             )
         )
+
+
+def _rollback_status(builder: _Builder, job: ObservedJob, outcome: RunOutcome) -> dict[str, Any]:
+    """`status.rollback` once the rollback-on-failure Job has finished: how it ended, and what it
+    dropped although it held rows, with why that was safe."""
+    rollback = dict(builder.status.get("rollback") or {})
+    target = job.intent.target_revision
+    rollback.update(
+        {
+            "attempted": True,
+            "job": job.name,
+            "toRevision": target,
+            "outcome": "Succeeded" if outcome.succeeded else "Failed",
+            "message": f"rolled back to {target}"
+            if outcome.succeeded
+            else "rollback failed: " + _outcome_text(outcome),
+        }
+    )
+    dropped = outcome.result.dropped if outcome.result and outcome.succeeded else ()
+    if dropped:
+        rollback["dropped"] = [
+            {"object": item.object, "rows": item.rows, "reason": item.reason} for item in dropped
+        ]
+        listed = ", ".join(f"{item.object} ({item.rows} rows)" for item in dropped)
+        rollback["message"] += (
+            f"; dropped {listed}: every row in them was written by the failed upgrade itself "
+            "(its default organization, column defaults and backfills), so nothing anyone "
+            "else wrote was lost"
+        )
+    return rollback
 
 
 def _found_above_target(builder: _Builder, intent: JobIntent) -> bool:
