@@ -49,7 +49,7 @@ def make_rails_database(
     :param rows: fill it with the test suite's MyHub rows (`tests.db.populated`).
     """
     with psycopg.connect(database_url) as connection:
-        connection.execute(RAILS_BASELINE_SQL)  # type: ignore[arg-type]
+        connection.execute(RAILS_BASELINE_SQL)  # type: ignore[arg-type, unused-ignore]
     if rows:
         fill_baseline(database_url)
     set_rails_versions(database_url, versions)
