@@ -20,7 +20,11 @@ COPY alembic ./alembic
 RUN --mount=type=secret,id=ca-certificates,target=/etc/ssl/certs/ca-certificates.crt \
     --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
     /opt/rayces/bin/pip install --no-compile . \
-    && /opt/rayces/bin/pip uninstall --yes pip \
+    # What a run never uses: pip and setuptools (nothing installs at run time), and the
+    # kubernetes client's asyncio copy, kubernetes.aio (68 MB with its bytecode; the operator
+    # uses the synchronous client, and kopf its own).
+    && /opt/rayces/bin/pip uninstall --yes pip setuptools \
+    && rm -rf /opt/rayces/lib/python3*/site-packages/kubernetes/aio \
     # Bytecode compiled now, since a read-only root filesystem cannot cache it at run time;
     # unchecked, because nothing in the image changes after the build.
     && /opt/rayces/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/rayces/lib

