@@ -26,6 +26,7 @@ from alembic import op
 from rayces.migrations.journal import RevisionSteps
 from rayces.migrations.online_operations import (
     DEFAULT_ORGANIZATION_TABLE,
+    DEFAULT_ORGANIZATION_VALUE,
     add_foreign_key_then_validate,
     add_organization_column,
     backfill_in_batches_if_needed,
@@ -45,6 +46,11 @@ depends_on: str | Sequence[str] | None = None
 
 #: What downgrade() drops; `raycesctl rollback` refuses to drop rows unless allowed.
 downgrade_drops: tuple[str, ...] = ("column likes.organization_id",)
+
+#: Rows holding in a dropped column the value this upgrade gives every row (the remembered default
+#: organization) are the upgrade's own, whoever wrote them last: the rollback after a failed run
+#: drops them without `--allow-data-loss` (`rayces.migrations.data_loss`).
+upgrade_values: dict[str, str] = {"column likes.organization_id": DEFAULT_ORGANIZATION_VALUE}
 
 
 def upgrade() -> None:

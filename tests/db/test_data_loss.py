@@ -11,7 +11,7 @@ import pytest
 
 from rayces.cli.main import main
 from rayces.migrations import commands
-from rayces.migrations.data_loss import declared_drops
+from rayces.migrations.data_loss import declared_drops, declared_values
 from rayces.migrations.results import ExitCode
 from rayces.migrations.scripts import build_config, load_scripts, revision_chain
 from rayces.migrations.settings import Settings
@@ -42,6 +42,7 @@ def test_every_revision_declares_what_its_downgrade_drops(database_url: str) -> 
             if column.split(".")[0] in tables_after
         }
         assert set(declared_drops(script)) == dropped, script.revision
+        declared_values(script)  # names only columns the revision drops
 
 
 def _user_at_jti(database_url: str) -> None:

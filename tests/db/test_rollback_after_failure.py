@@ -125,43 +125,51 @@ def test_the_human_output_says_what_was_dropped_and_why(duplicated: str) -> None
     )
 
 
+ACME = "(SELECT id FROM organizations WHERE subdomain = 'acme')"
+
+
 @pytest.mark.parametrize(
     ("someone_else_writes", "refused"),
     [
         pytest.param(
-            "INSERT INTO organizations (name, subdomain) VALUES ('Acme', 'acme')",
-            "table organizations (1 rows not written by the upgrade run that started at "
-            f"{BASELINE})",
+            ["INSERT INTO organizations (name, subdomain) VALUES ('Acme', 'acme')"],
+            ["table organizations (1 rows not written by the upgrade run that started at "],
             id="a-seeded-tenant",
         ),
         pytest.param(
-            "UPDATE users SET name = 'Renamed' WHERE id IN (4, 6, 8)",
-            "column users.organization_id (3 rows not written by the upgrade run that started "
-            f"at {BASELINE})",
-            id="the-application-updates-users",
-        ),
-        pytest.param(
-            "UPDATE likes SET organization_id = organization_id WHERE id = 1",
-            "column likes.organization_id (1 rows not written by the upgrade run that started "
-            f"at {BASELINE})",
-            id="a-person-touches-a-like",
+            [
+                "INSERT INTO organizations (name, subdomain) VALUES ('Acme', 'acme')",
+                "INSERT INTO users (organization_id, name, created_at, updated_at) "
+                f"SELECT {ACME}, 'Acme ' || g, now(), now() FROM generate_series(1, 3) AS g",
+                "INSERT INTO posts (id, organization_id, post_id, created_at, updated_at) "
+                f"VALUES (10001, {ACME}, 'acme-1', now(), now())",
+            ],
+            [
+                "table organizations (1 rows not written",
+                "column users.organization_id (3 rows not written by the upgrade run that "
+                f"started at {BASELINE})",
+                "column posts.organization_id (1 rows not written",
+            ],
+            id="a-seeded-tenant-with-users-and-posts",
         ),
     ],
 )
 def test_rows_anyone_else_wrote_are_still_refused(
-    duplicated: str, someone_else_writes: str, refused: str
+    duplicated: str, someone_else_writes: list[str], refused: list[str]
 ) -> None:
     failed_upgrade(duplicated)
     with psycopg.connect(duplicated) as connection:
-        connection.execute(someone_else_writes)
+        for statement in someone_else_writes:
+            connection.execute(statement)  # type: ignore[arg-type]
     schema = commands.dump_schema(duplicated)
 
     code, result, stderr = raycesctl(duplicated, "rollback", "--to", BASELINE)
 
     assert code == ExitCode.DATA_LOSS_REFUSED
     assert result["error"]["kind"] == "data_loss_refused"
-    assert refused in result["error"]["message"]
-    assert refused in stderr
+    for text in refused:
+        assert text in result["error"]["message"]
+        assert text in stderr
     assert "--allow-data-loss" in result["error"]["hint"]
     assert commands.status(duplicated).current_revision == ORGANIZATION_COLUMNS
     assert commands.dump_schema(duplicated) == schema
@@ -170,6 +178,40 @@ def test_rows_anyone_else_wrote_are_still_refused(
     code, result, stderr = raycesctl(duplicated, "rollback", "--to", BASELINE, "--allow-data-loss")
     assert code == ExitCode.OK, stderr
     assert not ledger_exists(duplicated)
+
+
+def test_the_application_writing_meanwhile_does_not_stop_the_rollback(duplicated: str) -> None:
+    """The old application kept running: it renamed users and inserted a user and a like, which
+    the legacy-write trigger gave the default organization. Those rows hold in the organization
+    columns only what the run gives every row, so they go like the run's own; the application's
+    rows themselves stay."""
+    before_dump = commands.dump_schema(duplicated)
+    failed_upgrade(duplicated)
+    with psycopg.connect(duplicated) as connection:
+        connection.execute("UPDATE users SET name = name || ' (renamed)' WHERE id IN (4, 6, 8)")
+        connection.execute(
+            "INSERT INTO users (name, email, created_at, updated_at) "
+            "VALUES ('Newcomer', 'new@x.test', now(), now())"
+        )
+        connection.execute(
+            "INSERT INTO likes (user_id, post_id, created_at, updated_at) "
+            "SELECT id, 1, now(), now() FROM users WHERE name = 'Newcomer'"
+        )
+
+    code, result, stderr = raycesctl(duplicated, "rollback", "--to", BASELINE)
+
+    assert code == ExitCode.OK, stderr
+    assert "column users.organization_id" in {item["object"] for item in result["dropped"]}
+    assert commands.dump_schema(duplicated) == before_dump
+    with psycopg.connect(duplicated) as connection:
+        renamed = connection.execute(
+            "SELECT count(*) FROM users WHERE name LIKE '%(renamed)'"
+        ).fetchone()
+        newcomer = connection.execute(
+            "SELECT count(*) FROM likes JOIN users ON users.id = likes.user_id "
+            "WHERE users.name = 'Newcomer'"
+        ).fetchone()
+    assert (renamed, newcomer) == ((3,), (1,))
 
 
 def test_a_run_stopped_after_its_backfills_is_rolled_back_exactly(templates: Templates) -> None:

@@ -21,7 +21,7 @@ to exactly where the run found it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from rayces.migrations.errors import DataLossRefusedError
@@ -54,13 +54,34 @@ def declared_drops(script: Script) -> tuple[str, ...]:
     return tuple(declared)
 
 
+def declared_values(script: Script) -> dict[str, str]:
+    """What `script` declares in `upgrade_values`: for a column its downgrade drops, the SQL
+    condition on a row that holds when the column has the value the upgrade gives every row.
+
+    :raises ValueError: an entry names an object the revision does not drop.
+    """
+    declared = dict(getattr(script.module, "upgrade_values", None) or {})
+    for entry in declared:
+        if entry not in declared_drops(script) or not entry.startswith("column "):
+            raise ValueError(
+                f"revision {script.revision}: upgrade_values entry {entry!r} is not a column "
+                "its downgrade_drops lists"
+            )
+    return declared
+
+
 def count_rows(
-    connection: Connection, objects: Iterable[str], *, others_only: bool = False
+    connection: Connection,
+    objects: Iterable[str],
+    *,
+    others_only: bool = False,
+    own_values: Mapping[str, str] | None = None,
 ) -> tuple[DataLoss, ...]:
     """Each of `objects` ("table T", "column T.C") that exists and holds rows, with the count.
 
     :param others_only: count only the rows that are not the recorded run's own (see
-        `rayces.migrations.run_ledger`); the ledger must exist.
+        `rayces.migrations.run_ledger`); the ledger must exist. In a column, a row holding its
+        constant default, or meeting the object's condition in `own_values`, is the run's own.
 
     Ends the read's transaction.
     """
@@ -80,7 +101,11 @@ def count_rows(
         if not exists:
             continue
         if others_only:
-            query = written_by_others(table, column)
+            values = [condition for condition in [(own_values or {}).get(entry)] if condition]
+            if column:
+                default = _constant_default(connection, table, column)
+                values += [f'"{column}" = ({default})'] if default else []
+            query = written_by_others(table, column, values)
         else:
             where = f' WHERE "{column}" IS NOT NULL' if column else ""
             query = f'SELECT count(*) FROM "{table}"{where}'
@@ -89,6 +114,26 @@ def count_rows(
             found.append(DataLoss(object=entry, rows=int(rows)))
     connection.commit()
     return tuple(found)
+
+
+#: A default that is a literal (with casts): the same value for every row, unlike `now()` or
+#: `gen_random_uuid()`.
+_LITERAL = re.compile(r"""(?:'(?:[^']|'')*'|-?\d+(?:\.\d+)?|true|false)(?:::[a-z ]+(?:\[\])?)*""")
+
+
+def _constant_default(connection: Connection, table: str, column: str) -> str | None:
+    """The column's default, if it is a literal; `None` otherwise (or with no default)."""
+    from sqlalchemy import text
+
+    default = connection.execute(
+        text(
+            "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d "
+            "JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
+            "WHERE d.adrelid = to_regclass(:table) AND a.attname = :column"
+        ),
+        {"table": f'"{table}"', "column": column},
+    ).scalar()
+    return default if default and _LITERAL.fullmatch(default) else None
 
 
 def _parse(entry: str) -> tuple[str, str | None]:
@@ -129,8 +174,16 @@ def refuse_data_loss(
         if not made_by_run(chain, ledger, script.revision)
         for entry in declared_drops(script)
     ]
+    own_values = {
+        entry: condition
+        for script in scripts_to_revert
+        if made_by_run(chain, ledger, script.revision)
+        for entry, condition in declared_values(script).items()
+    }
     losses = count_rows(connection, older)
-    others = count_rows(connection, by_run, others_only=True) if by_run else ()
+    others = (
+        count_rows(connection, by_run, others_only=True, own_values=own_values) if by_run else ()
+    )
     if losses or others:
         origin = ledger.from_revision if ledger else None
         listed = ", ".join(

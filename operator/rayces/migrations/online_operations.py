@@ -549,6 +549,12 @@ COMPATIBILITY_SCHEMA = "rayces_compat"
 DEFAULT_ORGANIZATION_TABLE = f"{COMPATIBILITY_SCHEMA}.default_organization"
 ASSIGN_ORGANIZATION_FUNCTION = f"{COMPATIBILITY_SCHEMA}.assign_default_organization"
 
+DEFAULT_ORGANIZATION_VALUE = (
+    f"organization_id = (SELECT organization_id FROM {DEFAULT_ORGANIZATION_TABLE})"
+)
+"""The value `add_organization_column` gives every row, and the legacy-write trigger every row
+written without one: as a condition on a row of the table, for a revision's `upgrade_values`."""
+
 
 def legacy_write_trigger_name(table: str) -> str:
     return identifier(f"trg_{identifier(table)}_default_organization")

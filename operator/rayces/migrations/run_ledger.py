@@ -20,8 +20,12 @@ upgrade runs, the ledger, the table `rayces_migration_run` in the default schema
   (`rayces.migrations.online_operations` inserts its own id before each `COMMIT`).
 
 A row in an object the run created is the run's own when it was there before the run or was last
-written by one of the run's transactions. Anything else (a row inserted or updated by another
-transaction after the run started) is not, and the guard counts it.
+written by one of the run's transactions. In a column, so is a row holding the value the run
+gives every row: the column's constant default, or what the revision declares in
+`upgrade_values` (the default organization); another writer (the application renaming a user,
+or inserting one that the legacy-write trigger gives the default organization) then only wrote
+other columns. Anything else (a row inserted or updated by another transaction after the run
+started, with another value) is not, and the guard counts it.
 
 The ledger exists only between a run's start and the moment the database is past it: an upgrade
 that reaches its target drops it (nothing is left to roll back on failure), and so does a
@@ -153,12 +157,16 @@ def record_commits(connection: Connection) -> Callable[[], None]:
     return lambda: event.remove(connection, "commit", before_commit)
 
 
-def written_by_others(table: str, column: str | None) -> str:
+def written_by_others(table: str, column: str | None, own_values: Sequence[str] = ()) -> str:
     """SQL counting the rows of `table` (with `column` not NULL) that are not the run's own.
 
-    `table` and `column` must already be safe identifiers.
+    :param own_values: SQL conditions on a row of `table` that hold when `column` has the value
+        the run itself gives every row (a constant default, the default organization): such a
+        row is the run's own whoever wrote it last, since only another column can have changed.
+        `table` and `column` must already be safe identifiers.
     """
     where = f'"{column}" IS NOT NULL AND ' if column else ""
+    values = "".join(f" OR ({condition})" for condition in own_values)
     return (
         f'SELECT count(*) FROM "{table}" WHERE {where}NOT ('
         # there before the run: older than the oldest transaction running when it started
@@ -166,7 +174,7 @@ def written_by_others(table: str, column: str | None) -> str:
         f"FROM {LEDGER_TABLE} WHERE entry = 'origin') "
         # or last written by one of the run's transactions
         f"OR xmin::text::bigint IN (SELECT (xid::text::numeric % {_MODULO})::bigint "
-        f"FROM {LEDGER_TABLE} WHERE entry = 'transaction'))"
+        f"FROM {LEDGER_TABLE} WHERE entry = 'transaction'){values})"
     )
 
 
