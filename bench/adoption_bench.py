@@ -23,24 +23,11 @@ from pathlib import Path
 
 import psycopg
 
+from bench.migration_timings import POPULATE_BASELINE
 from rayces.migrations.embedded import temporary_database, temporary_embedded_server
 
 BASELINE = "20240606034427"
 RAILS_APPLIED = "20250713000003"
-
-POPULATE = """
-INSERT INTO users (name, email, image, username, uid, created_at, updated_at)
-SELECT 'User ' || g, 'user' || g || '@example.com', NULL, 'user' || g, 'uid-' || g, now(), now()
-FROM generate_series(1, {users}) AS g;
-INSERT INTO posts (post_id, hash_id, source, metadata, filename, created_at, updated_at)
-SELECT 'p' || g, md5(g::text), 'upload', jsonb_build_object('n', g), 'file' || g || '.jpg',
-       now(), now()
-FROM generate_series(1, {posts}) AS g;
-INSERT INTO likes (user_id, post_id, created_at, updated_at)
-SELECT 1 + (g % {users}), 1 + ((g * 7) % {posts}), now(), now()
-FROM generate_series(1, {likes}) AS g;
-ANALYZE users; ANALYZE posts; ANALYZE likes;
-"""
 
 
 def _timed(argv: list[str], database_url: str) -> float:
@@ -86,7 +73,9 @@ def run_adoption_benchmark(*, users: int = 1_000_000) -> int:
         make_rails_database(database_url, rows=False)
         started = time.perf_counter()
         with psycopg.connect(database_url, autocommit=True) as connection:
-            connection.execute(POPULATE.format(users=users, posts=posts, likes=likes).encode())
+            connection.execute(
+                POPULATE_BASELINE.format(users=users, posts=posts, likes=likes).encode()
+            )
         filled = time.perf_counter() - started
         status = min(_timed(["status"], database_url) for _ in range(3))
         live = _seconds(lambda: live_schema_dump(database_url))

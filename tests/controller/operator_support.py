@@ -496,6 +496,13 @@ def baseline_with_duplicate_emails(url: str) -> None:
         )
 
 
+def relation_exists(url: str, name: str) -> bool:
+    """Whether the table (or index, sequence, ...) `name` exists in the database."""
+    with psycopg.connect(url) as connection:
+        row = connection.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+    return row is not None and row[0] is not None
+
+
 def database_contents(url: str) -> tuple[str, dict[str, str]]:
     """The schema (`raycesctl schema dump`) and a digest of every row of every table."""
     from rayces.migrations import commands

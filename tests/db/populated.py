@@ -142,3 +142,13 @@ class Templates:
     def drop_all(self) -> None:
         for name in self.names.values():
             drop_database(self.server_url, name)
+
+
+@contextmanager
+def prepared_templates(server_url: str, *counts: int, user_id_step: int = 2) -> Iterator[Templates]:
+    """`Templates` for the block (a module fixture's body), dropped afterwards."""
+    prepared = Templates(server_url, *counts, user_id_step=user_id_step)
+    try:
+        yield prepared
+    finally:
+        prepared.drop_all()

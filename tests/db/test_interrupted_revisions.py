@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 import pytest
 from tests.db.alembic_helpers import BASELINE, HEAD, REPOSITORY_ROOT, offline_sql, revisions
-from tests.db.populated import Templates
+from tests.db.populated import Templates, prepared_templates
 from tests.db.populated import copy_of as _copy_of
 from tests.db.populated import create_database as _create
 from tests.db.populated import drop_database as _drop
@@ -93,11 +93,8 @@ def test_every_revision_that_commits_in_steps_declares_them() -> None:
 
 @pytest.fixture(scope="module")
 def templates(postgres_server_url: str) -> Iterator[Templates]:
-    prepared = Templates(postgres_server_url)
-    try:
+    with prepared_templates(postgres_server_url) as prepared:
         yield prepared
-    finally:
-        prepared.drop_all()
 
 
 def _raycesctl_killed_at(database_url: str, revision: str, direction: str, number: int) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 from tests.db.alembic_helpers import BASELINE
-from tests.db.populated import Templates, copy_of, fingerprints
+from tests.db.populated import Templates, copy_of, fingerprints, prepared_templates
 
 from rayces.migrations import commands
 from rayces.migrations.faults import AFTER_STEP_VARIABLE
@@ -35,11 +35,8 @@ UNIQUE_EMAIL = "20250713000005"
 
 @pytest.fixture(scope="module")
 def templates(postgres_server_url: str) -> Iterator[Templates]:
-    prepared = Templates(postgres_server_url)
-    try:
+    with prepared_templates(postgres_server_url) as prepared:
         yield prepared
-    finally:
-        prepared.drop_all()
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from typing import Any
 import psycopg
 import pytest
 from tests.db.alembic_helpers import BASELINE, HEAD, revisions, stepped_revisions
-from tests.db.populated import Templates, copy_of
+from tests.db.populated import Templates, copy_of, prepared_templates
 
 from rayces.migrations import commands
 from rayces.migrations.faults import AFTER_STEP_VARIABLE, SIGNAL_VARIABLE, TRACE_VARIABLE
@@ -58,11 +58,8 @@ USER_ID_STEP = 100
 
 @pytest.fixture(scope="module")
 def templates(postgres_server_url: str) -> Iterator[Templates]:
-    prepared = Templates(postgres_server_url, user_id_step=USER_ID_STEP)
-    try:
+    with prepared_templates(postgres_server_url, user_id_step=USER_ID_STEP) as prepared:
         yield prepared
-    finally:
-        prepared.drop_all()
 
 
 # --- running raycesctl ----------------------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from tests.db.alembic_helpers import BASELINE, HEAD, REPOSITORY_ROOT
-from tests.db.populated import Templates, copy_of
+from tests.db.populated import Templates, copy_of, prepared_templates
 from tests.db.test_signal_moments import (
     EXIT_STATUS,
     Expectation,
@@ -48,11 +48,8 @@ SEED = 20261206
 @pytest.fixture(scope="module")
 def templates(postgres_server_url: str) -> Iterator[Templates]:
     # User ids 7 apart: the 3,000 users span three backfill batches.
-    prepared = Templates(postgres_server_url, USERS, POSTS, LIKES, user_id_step=7)
-    try:
+    with prepared_templates(postgres_server_url, USERS, POSTS, LIKES, user_id_step=7) as prepared:
         yield prepared
-    finally:
-        prepared.drop_all()
 
 
 def test_200_signals_at_random_moments_of_a_populated_upgrade(
