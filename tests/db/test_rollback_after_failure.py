@@ -84,6 +84,8 @@ def test_the_rollback_restores_exactly_what_the_failed_run_found(duplicated: str
     before_rows = fingerprints(duplicated)
     failed = failed_upgrade(duplicated)
     assert ledger_exists(duplicated)
+    code, status, _ = raycesctl(duplicated, "status")
+    assert status["unfinished_run"] == {"from_revision": BASELINE}
 
     code, result, stderr = raycesctl(duplicated, "rollback", "--to", failed["from_revision"])
 
@@ -108,6 +110,17 @@ def test_the_rollback_restores_exactly_what_the_failed_run_found(duplicated: str
 
 def test_the_human_output_says_what_was_dropped_and_why(duplicated: str) -> None:
     failed_upgrade(duplicated)
+    status = subprocess.run(
+        [RAYCESCTL, "status", "--database-url", duplicated],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert (
+        f"unfinished upgrade run from {BASELINE}: `raycesctl migrate` goes on with it; "
+        f"`raycesctl rollback --to {BASELINE}` drops what it wrote" in status
+    )
     completed = subprocess.run(
         [RAYCESCTL, "rollback", "--to", BASELINE, "--database-url", duplicated],
         capture_output=True,
@@ -116,6 +129,7 @@ def test_the_human_output_says_what_was_dropped_and_why(duplicated: str) -> None
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
+    assert "unfinished_run" not in raycesctl(duplicated, "status")[1]
     assert (
         "dropped table organizations (1 rows): every row was written by the upgrade run from "
         f"{BASELINE}" in completed.stdout

@@ -80,6 +80,14 @@ def status_command(invocation: Invocation) -> int:
             f"{', '.join(part_way.steps_done) or 'none'}"
         )
         output.line("  `raycesctl migrate` resumes it; `raycesctl rollback` undoes it")
+    if report.unfinished_run:
+        origin = revision_label(report.unfinished_run_from)
+        output.line()
+        output.line(
+            f"unfinished upgrade run from {origin}: `raycesctl migrate` goes on with it; "
+            f"`raycesctl rollback --to {origin}` drops what it wrote (no --allow-data-loss "
+            "needed for that)"
+        )
     return ExitCode.OK
 
 

@@ -65,6 +65,7 @@ from rayces.migrations.run_ledger import (
     begin_run,
     end_run,
     end_run_if_back_at_origin,
+    read_ledger,
     record_commits,
 )
 from rayces.migrations.scripts import (
@@ -268,6 +269,7 @@ def status(database: str, *, script_location: Path | None = None) -> StatusRepor
         current = current_revision_of(connection)
         interrupted = read_interrupted_revision(connection)
         rails = read_rails_record(connection, ids)
+        unfinished = read_ledger(connection)
     applied = applied_count(chain, current)
     return StatusReport(
         current_revision=current,
@@ -285,6 +287,8 @@ def status(database: str, *, script_location: Path | None = None) -> StatusRepor
         rails_revision=rails.revision if rails and current is None else None,
         rails_only_versions=rails.rails_only_versions if rails else (),
         rails_record_problems=rails.problems if rails and current is None else (),
+        unfinished_run=unfinished is not None,
+        unfinished_run_from=unfinished.from_revision if unfinished else None,
     )
 
 

@@ -434,6 +434,10 @@ class StatusReport:
     records while nothing is recorded for Alembic yet (the next `migrate` adopts it, after
     comparing the schema); `rails_only_versions` the versions only Rails knows (newer than the
     chain); `rails_record_problems` what would refuse adoption (unknown versions, gaps).
+
+    `unfinished_run_from` is set while an upgrade run is recorded in the run ledger (it failed,
+    was interrupted, or is running): the revision it started from, where `rollback --to` drops
+    what it wrote without `--allow-data-loss`. In the JSON only when set (`unfinished_run`).
     """
 
     current_revision: str | None
@@ -443,6 +447,8 @@ class StatusReport:
     rails_revision: str | None = None
     rails_only_versions: tuple[str, ...] = ()
     rails_record_problems: tuple[str, ...] = ()
+    unfinished_run_from: str | None = None
+    unfinished_run: bool = False
 
     @property
     def pending(self) -> tuple[RevisionState, ...]:
@@ -459,6 +465,11 @@ class StatusReport:
             "rails_revision": self.rails_revision,
             "rails_only_versions": list(self.rails_only_versions),
             "rails_record_problems": list(self.rails_record_problems),
+            **(
+                {"unfinished_run": {"from_revision": self.unfinished_run_from}}
+                if self.unfinished_run
+                else {}
+            ),
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
