@@ -499,6 +499,7 @@ def _run(
                 planned=planned,
                 chain=run.chain,
             )
+            _end_record(command_name, connection, target=target, planned=planned, chain=run.chain)
             signal_number = signals.take_signal()
             if signal_number is not None:  # it came when no statement was left to stop
                 raise _interrupted(run, signal_number, connection, engine)
@@ -590,23 +591,35 @@ def _apply_recorded(
     planned: Sequence[str],
     chain: Sequence[str],
 ) -> list[MigrationStep]:
-    """`_apply`, with the run ledger kept (`rayces.migrations.run_ledger`): an upgrade records
-    the transactions it commits until it reaches its target; a rollback back to the recorded
-    run's origin ends the record."""
-    if not planned:
+    """`_apply`; an upgrade records the transactions it commits in the run ledger
+    (`rayces.migrations.run_ledger`), started here or continued. `_end_record` follows."""
+    if not planned or direction == "downgrade":
         return _apply(direction, config, connection, target, names, planned=planned)
-    if direction == "downgrade":
-        steps = _apply(direction, config, connection, target, names, planned=planned)
-        end_run_if_back_at_origin(connection, chain, target)
-        return steps
     begin_run(connection, chain, current)
     stop_recording = record_commits(connection)
     try:
-        steps = _apply(direction, config, connection, target, names, planned=planned)
+        return _apply(direction, config, connection, target, names, planned=planned)
     finally:
         stop_recording()
-    end_run(connection)
-    return steps
+
+
+def _end_record(
+    direction: Direction,
+    connection: Connection,
+    *,
+    target: str | None,
+    planned: Sequence[str],
+    chain: Sequence[str],
+) -> None:
+    """After a run reached its target: an upgrade ends its record in the run ledger, and so does
+    a rollback back to the recorded run's origin. Called once the run's steps are known, so that
+    a signal arriving now still reports every revision that completed."""
+    if not planned:
+        return
+    if direction == "upgrade":
+        end_run(connection)
+    else:
+        end_run_if_back_at_origin(connection, chain, target)
 
 
 class _RunState:
